@@ -1,0 +1,90 @@
+"""`ltr_config.json`: what `usage_config.json` cannot say, stored beside it.
+
+The seed format does not record which way a score points, what a class means in tokens, what license the weights
+are under, or how they were trained. We write those here, so that vllm-ltr keeps reading `usage_config.json`
+untouched. Unknown keys are kept and written back, so newer versions of the file survive older readers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .buckets import BucketTable, validate_table
+from .errors import UsageConfigError
+
+LTR_CONFIG_NAME = "ltr_config.json"
+FORMAT_VERSION = 1
+ScoreDirection = Literal["higher_is_shorter", "higher_is_longer"]
+DIRECTIONS: tuple[str, ...] = ("higher_is_shorter", "higher_is_longer")
+BACKENDS: tuple[str, ...] = ("transformers", "lexical")
+_KNOWN = ("format_version", "backend", "score_direction", "buckets", "license", "provenance")
+
+
+@dataclass
+class LTRConfig:
+    """Our fields. `score_direction` is the raw head output's meaning (vllm-ltr rank heads: higher = shorter)."""
+
+    backend: str = "transformers"
+    score_direction: ScoreDirection | None = None
+    buckets: BucketTable | None = None
+    license: dict[str, Any] | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any, num_labels: int, where: str = LTR_CONFIG_NAME) -> LTRConfig:
+        if not isinstance(data, dict):
+            raise UsageConfigError(f"{where}: expected a JSON object")
+        backend = data.get("backend", "transformers")
+        if backend not in BACKENDS:
+            raise UsageConfigError(f"{where}: unknown 'backend' {backend!r}; known: {', '.join(BACKENDS)}")
+        direction = data.get("score_direction")
+        if direction is not None and direction not in DIRECTIONS:
+            raise UsageConfigError(f"{where}: 'score_direction' must be one of {DIRECTIONS}, got {direction!r}")
+        buckets = data.get("buckets")
+        license_block = data.get("license")
+        if license_block is not None and not isinstance(license_block, dict):
+            raise UsageConfigError(f"{where}: 'license' must be an object, got {license_block!r}")
+        provenance = data.get("provenance", {})
+        if not isinstance(provenance, dict):
+            raise UsageConfigError(f"{where}: 'provenance' must be an object, got {provenance!r}")
+        return cls(
+            backend=backend,
+            score_direction=direction,
+            buckets=None if buckets is None else validate_table(buckets, num_labels, where),
+            license=license_block,
+            provenance=provenance,
+            extra={k: v for k, v in data.items() if k not in _KNOWN},
+        )
+
+    @classmethod
+    def from_folder(cls, folder: Path, num_labels: int) -> LTRConfig:
+        """Read `ltr_config.json` in `folder`; a folder without one (the seed layout) gets the defaults."""
+        path = folder / LTR_CONFIG_NAME
+        if not path.is_file():
+            return cls()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UsageConfigError(f"{path}: not valid JSON ({exc})") from exc
+        return cls.from_dict(data, num_labels, where=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"format_version": FORMAT_VERSION, "backend": self.backend}
+        if self.score_direction is not None:
+            data["score_direction"] = self.score_direction
+        if self.buckets is not None:
+            data["buckets"] = [list(pair) for pair in self.buckets]
+        if self.license is not None:
+            data["license"] = self.license
+        data["provenance"] = self.provenance
+        data.update(self.extra)
+        return data
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / LTR_CONFIG_NAME
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        return path

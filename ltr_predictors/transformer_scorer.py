@@ -1,0 +1,104 @@
+"""Raw head outputs of a transformers sequence-classification predictor (OPT, BERT, MiniLM, ...).
+
+Prompts are tokenized once, sorted by length so that each batch pads little, truncated to `max_length` keeping
+the head of the prompt (as vllm-ltr does), and run under `torch.inference_mode`, in fp32 on CPU unless a device
+or dtype is given. Weights load only from safetensors; remote code is never trusted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+
+# A token is rarely longer than this many characters: text beyond it can never survive truncation.
+MAX_CHARS_PER_TOKEN = 32
+
+
+class TransformerScorer:
+    """An `AutoModelForSequenceClassification` plus its tokenizer; `raw(prompts)` gives logits `(n, num_labels)`."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+        batch_size: int = 32,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        if tokenizer.pad_token is None:  # OPT/GPT-2 style tokenizers may have none: batching needs one
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        if getattr(model.config, "pad_token_id", None) is None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+        tokenizer.padding_side = "right"
+        tokenizer.truncation_side = "right"
+        limits = [max_length, getattr(model.config, "max_position_embeddings", None)]
+        self.max_length = min(v for v in limits if isinstance(v, int) and v > 0)
+
+    @classmethod
+    def load(
+        cls,
+        weights_dir: Path,
+        tokenizer_dir: Path,
+        max_length: int,
+        batch_size: int,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> TransformerScorer:
+        config = AutoConfig.from_pretrained(weights_dir, local_files_only=True, trust_remote_code=False)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            weights_dir,
+            config=config,
+            local_files_only=True,
+            trust_remote_code=False,
+            use_safetensors=True,
+            dtype=dtype or torch.float32,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True, trust_remote_code=False)
+        if device is not None:
+            model = model.to(device)
+        return cls(model, tokenizer, max_length=max_length, batch_size=batch_size)
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.model.config.num_labels)
+
+    def tokenize(self, prompts: list[str]) -> list[list[int]]:
+        """Token ids per prompt, head kept, never empty (an empty prompt becomes one special token)."""
+        head = [p[: self.max_length * MAX_CHARS_PER_TOKEN] for p in prompts]
+        ids: list[list[int]] = self.tokenizer(head, truncation=True, max_length=self.max_length)["input_ids"]
+        fallback = next(
+            t
+            for t in (self.tokenizer.bos_token_id, self.tokenizer.cls_token_id, self.tokenizer.pad_token_id, 0)
+            if t is not None
+        )
+        return [seq if seq else [fallback] for seq in ids]
+
+    def raw(self, prompts: list[str], progress: bool = False) -> np.ndarray:
+        """Logits `(len(prompts), num_labels)` in input order."""
+        ids = self.tokenize(prompts)
+        order = np.argsort([len(seq) for seq in ids], kind="stable")
+        out = np.zeros((len(prompts), self.num_labels), dtype=np.float64)
+        device = next(self.model.parameters()).device
+        starts = range(0, len(order), self.batch_size)
+        with torch.inference_mode():
+            for start in tqdm(starts, desc="scoring", unit="batch", disable=not progress):
+                idx = order[start : start + self.batch_size]
+                batch = self.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+                logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits
+                out[idx] = logits.float().cpu().numpy()
+        return out
+
+    def save(self, weights_dir: Path) -> None:
+        """Weights as safetensors (fp32 unless loaded otherwise), config and tokenizer in one folder."""
+        self.model.save_pretrained(weights_dir, safe_serialization=True)
+        self.tokenizer.save_pretrained(weights_dir)
+
+    def describe(self) -> dict[str, Any]:
+        return {"architecture": type(self.model).__name__, "max_length": self.max_length}
