@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.stats import spearmanr
 
 from .traces import TraceRecord
@@ -26,7 +27,7 @@ def kendall_tau_metric() -> Any:
     return evaluate.load(str(KENDALL_TAU_MODULE))
 
 
-def rank_correlation(scores: Sequence[float], lengths: Sequence[float]) -> dict[str, float | int]:
+def rank_correlation(scores: ArrayLike, lengths: ArrayLike) -> dict[str, float | int]:
     """n, Kendall tau-b with its p-value, and Spearman rho; NaN where fewer than two distinct values exist."""
     scores_arr = np.asarray(scores, dtype=np.float64)
     lengths_arr = np.asarray(lengths, dtype=np.float64)
@@ -37,7 +38,7 @@ def rank_correlation(scores: Sequence[float], lengths: Sequence[float]) -> dict[
     return {"n": len(scores_arr), "kendall_tau": tau["kendall_tau"], "p_value": tau["p_value"], "spearman": float(rho)}
 
 
-def evaluate_scores(scores: Sequence[float], records: Sequence[TraceRecord]) -> dict[str, Any]:
+def evaluate_scores(scores: ArrayLike, records: Sequence[TraceRecord]) -> dict[str, Any]:
     """Overall correlation plus one entry per `dataset` when records carry that field."""
     summary: dict[str, Any] = dict(rank_correlation(scores, [r.length for r in records]))
     datasets = sorted({r.dataset for r in records if r.dataset})

@@ -18,9 +18,7 @@ from .errors import LicenseNotAcceptedError
 
 ACCEPT_ENV = "LTR_PREDICTORS_ACCEPT_LICENSES"
 
-OPT_NOTICE = (
-    "OPT-175B is licensed under the OPT-175B license, Copyright (c) Meta Platforms, Inc. All Rights Reserved."
-)
+OPT_NOTICE = "OPT-175B is licensed under the OPT-175B license, Copyright (c) Meta Platforms, Inc. All Rights Reserved."
 
 
 @dataclass(frozen=True)
@@ -135,9 +133,7 @@ class LicenseInfo:
             return cls(license=license_id, source=source, **extra)
         extra.setdefault("license_name", known.name)
         extra.setdefault("license_link", known.link)
-        return cls(
-            license=known.id, source=source, commercial_use=known.commercial_use, terms=known.terms, **extra
-        )
+        return cls(license=known.id, source=source, commercial_use=known.commercial_use, terms=known.terms, **extra)
 
     @property
     def known(self) -> bool:
@@ -162,7 +158,7 @@ def license_of_backbone(backbone: str | None) -> str | None:
     if not backbone:
         return None
     for pattern, license_id in BACKBONE_LICENSES.items():
-        if pattern.endswith("*") and backbone.startswith(pattern[:-1]) or backbone == pattern:
+        if (pattern.endswith("*") and backbone.startswith(pattern[:-1])) or backbone == pattern:
             return license_id
     return None
 

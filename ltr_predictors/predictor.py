@@ -328,4 +328,3 @@ def _tokenizer_folder(weights: Path, folder: Path, usage: UsageConfig, options: 
             f"{folder / USAGE_CONFIG_NAME}: no tokenizer in the folder and no 'model.pred_model' to take it from"
         )
     return download_tokenizer(usage.pred_model, options)
-

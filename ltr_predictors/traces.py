@@ -42,7 +42,7 @@ LengthCounter = Callable[[str], int]
 def open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")  # noqa: SIM115 - the caller closes it
+    return open(path, encoding="utf-8")
 
 
 def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 # A token is rarely longer than this many characters: text beyond it can never survive truncation.
 MAX_CHARS_PER_TOKEN = 32
@@ -24,7 +30,7 @@ class TransformerScorer:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         max_length: int,
         batch_size: int = 32,
@@ -62,7 +68,7 @@ class TransformerScorer:
         )
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True, trust_remote_code=False)
         if device is not None:
-            model = model.to(device)
+            model.to(device)
         return cls(model, tokenizer, max_length=max_length, batch_size=batch_size)
 
     @property

@@ -24,7 +24,9 @@ GIT_ENV = {
 
 
 def olah_cli() -> str | None:
-    return os.environ.get("LTR_OLAH_CLI") or shutil.which("olah-cli")
+    """`LTR_OLAH_CLI`, else the one `.ci/setup.sh` installs in `.venv-olah`, else PATH."""
+    beside = Path(__file__).resolve().parent.parent / ".venv-olah" / "bin" / "olah-cli"
+    return os.environ.get("LTR_OLAH_CLI") or (str(beside) if beside.exists() else shutil.which("olah-cli"))
 
 
 def free_port() -> int:

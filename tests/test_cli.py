@@ -1,0 +1,112 @@
+"""The `ltr-predictors` CLI as a user runs it: score, info, eval, and clean errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import pytest
+from tiny_models import write_seed_predictor, write_tokenizer_repo
+
+from ltr_predictors.cli import main
+from ltr_predictors.errors import PredictorSpecError
+from ltr_predictors.evaluation import rank_correlation
+from ltr_predictors.hub import PredictorSpec
+
+
+@pytest.fixture
+def predictor_dir(tmp_path):
+    tokenizer = write_tokenizer_repo(tmp_path / "tok", "bert")
+    folder = write_seed_predictor(tmp_path / "pred", "bert", pred_model=str(tokenizer))
+    (folder / "ltr_config.json").write_text('{"license": {"license": "apache-2.0"}}')
+    return folder
+
+
+def test_score_writes_one_line_per_prompt(predictor_dir, tmp_path, capsys):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps({"id": f"p{i}", "prompt": "hello " * i}) for i in range(5)) + "\n")
+    out = tmp_path / "scores.jsonl"
+    assert main(["score", "--predictor", str(predictor_dir), "--input", str(prompts), "--output", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [f"p{i}" for i in range(5)]
+    assert sorted(r["rank"] for r in rows) == list(range(5))
+    txt = tmp_path / "prompts.txt"
+    txt.write_text("one\ntwo three\n")
+    assert main(["score", "--predictor", str(predictor_dir), "--input", str(txt)]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2
+
+
+def test_info_prints_license_first(predictor_dir, capsys):
+    assert main(["info", str(predictor_dir)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert next(iter(info)) == "license"
+    assert info["license"]["license"] == "apache-2.0" and info["commercial_use"] is True
+    assert info["usage_config"]["model"]["mtype"] == "rank"
+
+
+def test_eval_prints_summary_and_tau_line(predictor_dir, tmp_path, capsys):
+    trace = tmp_path / "trace.jsonl"
+    rows = [
+        {"prompt": f"write {'long ' * i}essay", "output_tokens": [i, i + 2], "dataset": "ab"[i % 2]} for i in range(12)
+    ]
+    trace.write_text("\n".join(json.dumps(r) for r in rows))
+    assert main(["eval", "--predictor", str(predictor_dir), "--data", str(trace)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("kendall_tau=")
+    summary = json.loads("\n".join(out[:-1]))
+    assert summary["n"] == 12 and set(summary["per_dataset"]) == {"a", "b"}
+    assert float(out[-1].split("=")[1]) == pytest.approx(summary["kendall_tau"], abs=1e-4)
+
+
+def test_eval_counts_generated_tokens_with_the_named_tokenizer(predictor_dir, tmp_path, capsys):
+    tokenizer = write_tokenizer_repo(tmp_path / "len-tok", "bert")
+    trace = tmp_path / "vllm-ltr.jsonl"
+    trace.write_text("\n".join(json.dumps({"prompt": f"q{i}", "generated": "yes " * i}) for i in range(1, 6)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert (
+            main(
+                ["eval", "--predictor", str(predictor_dir), "--data", str(trace), "--length-tokenizer", str(tokenizer)]
+            )
+            == 0
+        )
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("kendall_tau=")
+    assert main(["eval", "--predictor", str(predictor_dir), "--data", str(trace)]) == 2  # no tokenizer named
+
+
+def test_bad_input_is_one_line_not_a_traceback(predictor_dir, tmp_path, capsys):
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"prompt": "ok", "output_tokens": 3}\n{oops\n')
+    assert main(["eval", "--predictor", str(predictor_dir), "--data", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert f"{broken}:2: not valid JSON" in err and "Traceback" not in err
+    assert main(["info", "no/such:spec@"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("org/repo", ("org/repo", None, None)),
+        ("org/repo:sub", ("org/repo", "sub", None)),
+        ("org/repo:sub/deeper@v1.0", ("org/repo", "sub/deeper", "v1.0")),
+        ("org/repo@0123abcd", ("org/repo", None, "0123abcd")),
+        ("bert-base-uncased", ("bert-base-uncased", None, None)),
+    ],
+)
+def test_spec_parsing(spec, expected):
+    parsed = PredictorSpec.parse(spec)
+    assert (parsed.repo_id, parsed.subfolder, parsed.revision) == expected
+    assert str(parsed) == spec
+
+
+@pytest.mark.parametrize("spec", ["", "org/repo:", "org/repo@", "a/b/c", "org/re po"])
+def test_bad_specs(spec):
+    with pytest.raises(PredictorSpecError):
+        PredictorSpec.parse(spec)
+
+
+def test_rank_correlation_sign_and_degenerate_cases():
+    assert rank_correlation([1, 2, 3, 4], [10, 20, 30, 40])["kendall_tau"] == pytest.approx(1.0)
+    assert rank_correlation([4, 3, 2, 1], [10, 20, 30, 40])["kendall_tau"] == pytest.approx(-1.0)
+    assert math.isnan(rank_correlation([1, 1, 1], [1, 2, 3])["kendall_tau"])  # constant scores rank nothing

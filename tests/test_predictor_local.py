@@ -1,0 +1,146 @@
+"""LengthPredictor on local folders: layouts, families, bad input, licenses from cards and configs."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from tiny_models import bert_model, bert_tokenizer, write_seed_predictor, write_tokenizer_repo
+
+from ltr_predictors import (
+    LengthPredictor,
+    LicenseNotAcceptedError,
+    UnknownFamilyError,
+    UsageConfigError,
+    WeightsNotFoundError,
+)
+from ltr_predictors.ltr_config import LTRConfig
+
+PROMPTS = ["hello world", "write a long essay", "", "no"]
+
+
+@pytest.fixture
+def tokenizers(tmp_path):
+    return {kind: write_tokenizer_repo(tmp_path / f"tok-{kind}", kind) for kind in ("opt", "bert")}
+
+
+def seed_folder(tmp_path, tokenizers, kind="bert", mtype="rank", num_labels=1, name="pred"):
+    return write_seed_predictor(tmp_path / name, kind, mtype, num_labels, pred_model=str(tokenizers[kind]))
+
+
+def load(folder, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # local tokenizer paths have no known license
+        return LengthPredictor.from_pretrained(folder, **kwargs)
+
+
+def test_flat_folder_with_its_own_tokenizer(tmp_path):
+    folder = tmp_path / "flat"
+    tokenizer = bert_tokenizer()
+    bert_model(1, len(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "usage_config.json").write_text(
+        json.dumps({"model": {"pred_model": None, "num_labels": 1, "mtype": "regression", "activation": None}})
+    )
+    LTRConfig(license={"license": "apache-2.0"}).save(folder)
+    predictor = LengthPredictor.from_pretrained(folder)
+    assert predictor.info.family == "regression" and predictor.info.score_direction == "higher_is_longer"
+    assert predictor.info.license.license == "apache-2.0" and predictor.info.license.source == "ltr_config.json"
+    raw = predictor.scorer.raw(PROMPTS)[:, 0]
+    np.testing.assert_allclose(predictor.score(PROMPTS), raw)  # regression: log length, already higher = longer
+
+
+def test_direction_field_flips_rank_scores(tmp_path, tokenizers):
+    folder = seed_folder(tmp_path, tokenizers)
+    default = load(folder).score(PROMPTS)
+    LTRConfig(score_direction="higher_is_longer").save(folder)
+    np.testing.assert_allclose(load(folder).score(PROMPTS), -default)
+
+
+def test_class_scores_are_expected_lengths_within_the_table(tmp_path, tokenizers):
+    folder = seed_folder(tmp_path, tokenizers, "opt", "class", 10)
+    scores = load(folder).score(PROMPTS)
+    assert ((scores > 410) & (scores < 7786)).all()
+    LTRConfig(buckets=[[0, 10], [10, 20], [20, 30], [30, 40], [40, 50]] * 2).save(folder)
+    assert (load(folder).score(PROMPTS) < 50).all()
+
+
+def test_save_pretrained_round_trip(tmp_path, tokenizers):
+    original = load(seed_folder(tmp_path, tokenizers))
+    original.ltr.license = {"license": "apache-2.0"}
+    saved = original.save_pretrained(tmp_path / "saved")
+    assert (saved / "finetuned" / "model.safetensors").is_file()
+    assert (saved / "finetuned" / "tokenizer.json").is_file()  # our layout carries its tokenizer
+    again = LengthPredictor.from_pretrained(saved)
+    np.testing.assert_allclose(again.score(PROMPTS), original.score(PROMPTS), rtol=1e-3, atol=1e-4)
+
+
+def test_prompt_input_checks(tmp_path, tokenizers):
+    predictor = load(seed_folder(tmp_path, tokenizers))
+    assert predictor.score([]).shape == (0,)
+    assert predictor.rank([]).shape == (0,)
+    with pytest.raises(TypeError, match=r"prompts\[1\] is int"):
+        predictor.score(["fine", 3])
+    with pytest.raises(TypeError, match="single string"):
+        predictor.score("hello")
+    huge = "essay " * 200_000
+    scores = predictor.score([huge, huge[:300], ""])
+    assert np.isfinite(scores).all()
+    assert scores[0] == pytest.approx(scores[1])  # both truncated to the same head of max_length tokens
+
+
+def test_num_labels_disagreeing_with_weights(tmp_path, tokenizers):
+    folder = seed_folder(tmp_path, tokenizers, "opt", "class", 10)
+    usage = json.loads((folder / "usage_config.json").read_text())
+    usage["model"]["num_labels"] = 5
+    (folder / "usage_config.json").write_text(json.dumps(usage))
+    with pytest.raises(UsageConfigError, match=r"'model\.num_labels' is 5 but the weights have 10 outputs"):
+        load(folder)
+
+
+def test_unknown_mtype_missing_config_and_missing_weights(tmp_path, tokenizers):
+    folder = seed_folder(tmp_path, tokenizers)
+    usage = json.loads((folder / "usage_config.json").read_text())
+    usage["model"]["mtype"] = "coral"
+    (folder / "usage_config.json").write_text(json.dumps(usage))
+    with pytest.raises(UnknownFamilyError, match="coral"):
+        load(folder)
+    (folder / "usage_config.json").unlink()
+    with pytest.raises(UsageConfigError, match=r"no usage_config\.json"):
+        load(folder)
+    other = seed_folder(tmp_path, tokenizers, name="noweights")
+    (other / "finetuned" / "model.safetensors").unlink()
+    with pytest.raises(WeightsNotFoundError, match=r"no model\.safetensors"):
+        load(other)
+
+
+def test_license_from_card_and_conflicts(tmp_path, tokenizers, monkeypatch):
+    monkeypatch.delenv("LTR_PREDICTORS_ACCEPT_LICENSES", raising=False)
+    repo = tmp_path / "repo"
+    folder = write_seed_predictor(repo / "opt-pred", "opt", pred_model="facebook/opt-125m")
+    (repo / "README.md").write_text("---\nlicense: apache-2.0\n---\n# wrongly declared\n")
+    with pytest.raises(LicenseNotAcceptedError, match="opt-175b-license"):
+        LengthPredictor.from_pretrained(folder)  # an apache card cannot launder OPT weights
+    bert = write_seed_predictor(repo / "bert-pred", "bert", pred_model=str(tokenizers["bert"]))
+    info = LengthPredictor.from_pretrained(bert).info
+    assert (info.license.license, info.license.source, info.commercial_use) == ("apache-2.0", "model card", True)
+
+
+def test_unknown_license_warns_and_loads(tmp_path, tokenizers):
+    folder = seed_folder(tmp_path, tokenizers)
+    with pytest.warns(UserWarning, match="license unknown"):
+        predictor = LengthPredictor.from_pretrained(folder)
+    assert predictor.info.license.license is None and predictor.info.commercial_use is None
+
+
+def test_default_predictor_loads_offline_when_shipped():
+    from ltr_predictors.predictor import DEFAULT_PREDICTOR_DIR
+
+    if not (DEFAULT_PREDICTOR_DIR / "usage_config.json").is_file():
+        pytest.skip("the embedded default predictor is not in this checkout yet")
+    predictor = LengthPredictor.default()
+    assert predictor.info.commercial_use is True
+    scores = predictor.score(["Say yes.", "Write a 2000-word essay on the history of Rome."])
+    assert scores[1] > scores[0]
