@@ -1,0 +1,76 @@
+"""Configuration of the vLLM hooks from environment variables (vLLM builds middleware and schedulers with no
+arguments, so the environment is the only channel).
+
+| variable | meaning | default |
+|---|---|---|
+| `LTR_PREDICTOR` | predictor spec for `LengthPredictor.from_spec` | `default` |
+| `LTR_MAX_EXTRA_WAIT_S` | bounded wait W in seconds; unset or empty = pure SJF | unset |
+| `LTR_PREDICTORS_ACCEPT_LICENSES` | licenses accepted for restrictive weights (read by the loader) | unset |
+| `LTR_BATCH_SIZE` | most prompts scored in one call | 32 |
+| `LTR_BATCH_WAIT_MS` | how long the middleware gathers a batch | 5 |
+| `LTR_QUEUE_SIZE` | most prompts waiting to be scored (middleware) | 1024 |
+| `LTR_TIMEOUT_S` | longest a request waits for its score before a neutral priority (middleware) | 2 |
+| `LTR_STARVATION_STEPS` | scheduler: promote a request still waiting after this many `schedule()` calls | unset |
+| `LTR_MAX_SCORE_PER_STEP` | scheduler: most unscored requests scored in one `schedule()` call | 1024 |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TypeVar
+
+from ..errors import LTRPredictorError
+
+T = TypeVar("T", int, float)
+
+
+class HookConfigError(LTRPredictorError, ValueError):
+    """An `LTR_*` environment variable has a value the vLLM hooks cannot use (the message names it)."""
+
+
+@dataclass(frozen=True)
+class HookSettings:
+    predictor: str = "default"
+    max_extra_wait_s: float | None = None
+    batch_size: int = 32
+    batch_wait_ms: float = 5.0
+    queue_size: int = 1024
+    timeout_s: float = 2.0
+    starvation_steps: int | None = None
+    max_score_per_step: int = 1024
+
+    @classmethod
+    def from_env(cls) -> HookSettings:
+        return cls(
+            predictor=os.environ.get("LTR_PREDICTOR") or "default",
+            max_extra_wait_s=_optional("LTR_MAX_EXTRA_WAIT_S", float),
+            batch_size=_number("LTR_BATCH_SIZE", int, cls.batch_size, minimum=1),
+            batch_wait_ms=_number("LTR_BATCH_WAIT_MS", float, cls.batch_wait_ms, minimum=0),
+            queue_size=_number("LTR_QUEUE_SIZE", int, cls.queue_size, minimum=1),
+            timeout_s=_number("LTR_TIMEOUT_S", float, cls.timeout_s, minimum=0),
+            starvation_steps=_optional("LTR_STARVATION_STEPS", int),
+            max_score_per_step=_number("LTR_MAX_SCORE_PER_STEP", int, cls.max_score_per_step, minimum=1),
+        )
+
+
+def _number(name: str, kind: type[T], default: T, minimum: float) -> T:
+    value = _optional(name, kind)
+    if value is None:
+        return default
+    if value < minimum:
+        raise HookConfigError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def _optional(name: str, kind: type[T]) -> T | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = kind(raw)
+    except ValueError as exc:
+        raise HookConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from exc
+    if value < 0:
+        raise HookConfigError(f"{name}={raw!r} must not be negative")
+    return value
