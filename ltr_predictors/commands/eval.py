@@ -1,16 +1,20 @@
 """`ltr-predictors eval`: Kendall tau-b (and Spearman) of predictors against length-labelled traces.
 
 With one predictor and one trace it prints the JSON summary and, last, `kendall_tau=<value>`; with several it
-prints one summary per (predictor, trace) pair and a comparison table.
+prints one summary per (predictor, trace) pair, a comparison table (with per-dataset rows and scoring cost per
+prompt) and, with `--plot`, a bar chart. `--split test` keeps only the prompts that recipes hold out by hash.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 from typing import Any
 
 from ..evaluation import evaluate_scores
-from ..traces import read_trace
+from ..splits import DEFAULT_TEST_FRACTION, SPLITS, split_of
+from ..traces import TraceRecord, read_trace
 from ._common import add_predictor_args, length_counter, load_predictor, print_json
 
 
@@ -21,27 +25,87 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--length-tokenizer", default=None, help="tokenizer id/folder to count `generated` texts")
     parser.add_argument("--target", default="mean", choices=["mean", "median", "sample"], help="for sampled lengths")
     parser.add_argument("--target-model", default=None, help="keep only records of this `model`")
+    parser.add_argument("--split", default=None, choices=SPLITS, help="keep only prompts of this hash split")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="split fractions (as in the recipe)")
+    parser.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION)
+    parser.add_argument("--plot", default=None, help="write a bar chart of tau per predictor and trace (PNG)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     counter = length_counter(args.length_tokenizer)
-    traces = {path: read_trace(path, counter, target=args.target, model=args.target_model) for path in args.data}
+    traces = {
+        path: _select(read_trace(path, counter, target=args.target, model=args.target_model), args)
+        for path in args.data
+    }
     results: list[dict[str, Any]] = []
     for spec in args.predictor or ["default"]:
         predictor = load_predictor(spec, args)
         for path, records in traces.items():
+            started = time.perf_counter()
             scores = predictor.score([r.prompt for r in records], progress=True)
-            results.append({"predictor": spec, "data": path, **evaluate_scores(scores, records)})
+            seconds = time.perf_counter() - started
+            results.append(
+                {
+                    "predictor": spec,
+                    "data": path,
+                    **evaluate_scores(scores, records),
+                    "ms_per_prompt": 1000.0 * seconds / max(len(records), 1),
+                }
+            )
     if len(results) == 1:
         print_json(results[0])
     else:
         print_json(results)
-        print(f"{'predictor':40s} {'data':40s} {'n':>6s} {'tau':>7s} {'rho':>7s}")
-        for row in results:
-            print(
-                f"{row['predictor'][-40:]:40s} {row['data'][-40:]:40s} {row['n']:6d} "
-                f"{row['kendall_tau']:7.3f} {row['spearman']:7.3f}"
-            )
+        print(comparison_table(results))
+    if args.plot:
+        plot_comparison(results, Path(args.plot))
     print(f"kendall_tau={results[0]['kendall_tau']:.4f}")
     return 0
+
+
+def _select(records: list[TraceRecord], args: argparse.Namespace) -> list[TraceRecord]:
+    if args.split is None:
+        return records
+    return [r for r in records if split_of(r.prompt, args.val_fraction, args.test_fraction) == args.split]
+
+
+def comparison_table(results: list[dict[str, Any]]) -> str:
+    """Markdown table: one row per (predictor, data) and one per dataset inside it."""
+    lines = ["| predictor | data | dataset | n | tau | rho | ms/prompt |", "|---|---|---|---:|---:|---:|---:|"]
+    for row in results:
+        lines.append(
+            f"| {row['predictor']} | {row['data']} | all | {row['n']} | {row['kendall_tau']:.3f} | "
+            f"{row['spearman']:.3f} | {row['ms_per_prompt']:.3f} |"
+        )
+        for name, sub in row.get("per_dataset", {}).items():
+            lines.append(
+                f"| {row['predictor']} | {row['data']} | {name} | {sub['n']} | {sub['kendall_tau']:.3f} | "
+                f"{sub['spearman']:.3f} | |"
+            )
+    return "\n".join(lines)
+
+
+def plot_comparison(results: list[dict[str, Any]], path: Path) -> None:
+    """Grouped bars: Kendall tau of each predictor on each trace."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    predictors = list(dict.fromkeys(r["predictor"] for r in results))
+    datas = list(dict.fromkeys(r["data"] for r in results))
+    width = 0.8 / max(len(predictors), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 2 * len(datas)), 4))
+    for i, spec in enumerate(predictors):
+        taus = [
+            next((r["kendall_tau"] for r in results if r["predictor"] == spec and r["data"] == d), 0.0) for d in datas
+        ]
+        ax.bar([j + i * width for j in range(len(datas))], taus, width, label=Path(spec).name or spec)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(datas))], [Path(d).name for d in datas])
+    ax.set_ylabel("Kendall tau-b (higher is better)")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,157 @@
+"""`ltr-predictors train`: train a predictor from a shipped recipe or from trace files, and save it.
+
+    ltr-predictors train --recipe default --data-dir ../shared/data --out my-predictor
+    ltr-predictors train --data trace.jsonl --backbone minilm --loss margin --delta 0.2 --epochs 3 --out DIR
+
+Prints a JSON summary (validation metrics, timings, where it was written); the last line is
+`val_kendall_tau=<value>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..backbones import LEXICAL, Trainable, make_trainable
+from ..licenses import KNOWN_LICENSES, license_of_backbone
+from ..losses import LOSSES, LossSpec, bucket_table
+from ..recipes import Recipe, load_recipe, recipe_names
+from ..trainer import TrainConfig, kendall, scores_of, train, write_predictor
+from ..training_data import DataSource, Example, read_examples, split_examples
+from ._common import length_counter, print_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train a length predictor (recipe or trace files)")
+    parser.add_argument("--recipe", default=None, help=f"shipped recipe ({', '.join(recipe_names())}) or YAML path")
+    parser.add_argument("--data-dir", default=".", help="root the recipe's data paths are relative to")
+    parser.add_argument("--data", action="append", default=None, help="trace/records file (repeatable)")
+    parser.add_argument("--aux", action="append", default=None, help="file of other models' lengths (repeatable)")
+    parser.add_argument("--aux-weight", type=float, default=None, help="blend of auxiliary targets in the label")
+    parser.add_argument("--target", choices=["mean", "median", "sample"], default=None)
+    parser.add_argument("--target-model", default=None, help="the `model` whose lengths are the target")
+    parser.add_argument("--length-tokenizer", default=None, help="tokenizer to count `generated` texts")
+    parser.add_argument("--backbone", default=None, help="`lexical`, `minilm`, or an HF id/folder")
+    parser.add_argument("--loss", choices=LOSSES, default=None)
+    parser.add_argument("--margin", type=float, default=None)
+    parser.add_argument("--delta", type=float, default=None)
+    parser.add_argument("--buckets", default=None, help="820 (fixed width) or quantile:N")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--weight-decay", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--max-length", type=int, default=None, help="tokens (transformers) or characters (lexical)")
+    parser.add_argument("--val-fraction", type=float, default=None)
+    parser.add_argument("--test-fraction", type=float, default=None, help="prompts never trained on (by hash)")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this")
+    parser.add_argument("--out", required=True, help="folder to write the predictor to")
+    parser.set_defaults(func=run)
+
+
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    recipe = load_recipe(args.recipe) if args.recipe else Recipe()
+    if args.data:
+        recipe = recipe.override(
+            name=recipe.name if args.recipe else "custom",
+            data=[DataSource(path=p, aux=list(args.aux or [])) for p in args.data],
+        )
+    for source in recipe.data:
+        source.target_model = args.target_model or source.target_model
+        source.target = args.target or source.target
+        source.aux_weight = args.aux_weight if args.aux_weight is not None else source.aux_weight
+    return recipe.override(**{k: v for k, v in vars(args).items() if k not in ("data", "recipe")})
+
+
+def run(args: argparse.Namespace) -> int:
+    recipe = recipe_from_args(args)
+    if not recipe.data:
+        raise SystemExit("train: name --recipe or at least one --data file")
+    counter = length_counter(args.length_tokenizer)
+    root = Path(args.data_dir)
+    splits: dict[str, list[Example]] = {"train": [], "val": [], "test": []}
+    for source in recipe.data:
+        for name, part in split_examples(
+            read_examples(source, root, counter), recipe.val_fraction, recipe.test_fraction
+        ).items():
+            splits[name].extend(part)
+    loss = LossSpec(
+        name=recipe.loss,
+        margin=recipe.margin,
+        delta=recipe.delta,
+        buckets=bucket_table(recipe.buckets, [e.length for e in splits["train"]])
+        if recipe.loss == "classification"
+        else None,
+    )
+    trainable = make_trainable(recipe.backbone, loss.num_labels, recipe.max_length, recipe.hash_dim)
+    config = TrainConfig(
+        loss=loss,
+        epochs=recipe.epochs,
+        batch_size=recipe.batch_size,
+        lr=recipe.lr,
+        weight_decay=recipe.weight_decay,
+        seed=recipe.seed,
+        max_seconds=None if recipe.max_minutes is None else recipe.max_minutes * 60,
+    )
+    result = train(trainable, splits["train"], splits["val"], config)
+    provenance = provenance_of(recipe, trainable.pred_model, result.__dict__)
+    provenance["training"]["test_kendall_tau"] = heldout_metrics(trainable, loss, splits["test"])
+    folder = write_predictor(
+        args.out,
+        trainable,
+        loss,
+        max_length=recipe.max_length,
+        license_block=license_block(recipe, trainable.pred_model),
+        provenance=provenance,
+    )
+    print_json({"out": str(folder), **provenance["training"]})
+    print(f"val_kendall_tau={result.val_kendall_tau:.4f}")
+    return 0
+
+
+def heldout_metrics(trainable: Trainable, loss: LossSpec, test: list[Example]) -> dict[str, dict[str, float]]:
+    """Kendall tau on the held-out (`test`) prompts of each source, against the raw target lengths."""
+    metrics = {}
+    for source in sorted({e.source or "" for e in test}):
+        part = [e for e in test if e.source == source and e.target is not None]
+        scores = scores_of(trainable, trainable.encode([e.prompt for e in part]), loss)
+        metrics[source] = {"n": len(part), "kendall_tau": kendall(scores, [e.target or 0.0 for e in part])}
+    return metrics
+
+
+def license_block(recipe: Recipe, pred_model: str | None) -> dict[str, Any]:
+    """The weights' license (the backbone's when it has one) and every data source's terms."""
+    return {
+        "license": license_of_backbone(pred_model) or recipe.license,
+        "data_licenses": [
+            {"source": s.name or s.path, "license": s.license, "attribution": s.attribution} for s in recipe.data
+        ],
+    }
+
+
+def provenance_of(recipe: Recipe, pred_model: str | None, result: dict[str, Any]) -> dict[str, Any]:
+    backbone_license = license_of_backbone(pred_model)
+    return {
+        "backbone": pred_model or LEXICAL,
+        "backbone_license": backbone_license
+        or ("none: trained from scratch" if pred_model is None else "unknown: check its card"),
+        "backbone_license_link": KNOWN_LICENSES[backbone_license].link if backbone_license else None,
+        "recipe": recipe.name,
+        "seed": recipe.seed,
+        "target_models": sorted({s.target_model or "(single-model file)" for s in recipe.data}),
+        "data": [s.describe() for s in recipe.data],
+        "hyperparameters": {
+            k: getattr(recipe, k)
+            for k in ("loss", "margin", "delta", "buckets", "epochs", "batch_size", "lr", "weight_decay", "max_length")
+        }
+        | {"val_fraction": recipe.val_fraction, "test_fraction": recipe.test_fraction},
+        "training": {
+            "best_epoch": result["best_epoch"],
+            "val_kendall_tau": result["val_kendall_tau"],
+            "train_examples": result["train_examples"],
+            "val_examples": result["val_examples"],
+            "seconds": round(result["seconds"], 1),
+            "history": result["history"],
+        },
+    }

@@ -1,0 +1,79 @@
+"""Training recipes: YAML files shipped in `ltr_predictors/recipes/` (or any path) naming data relative to a root.
+
+A recipe fixes everything a run needs (backbone, loss, optimisation, splits, data sources with their licenses)
+so that `ltr-predictors train --recipe default --data-dir ../shared/data --out DIR` is reproducible; command-line
+options override single fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import LTRPredictorError
+from .training_data import DataSource
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+
+
+class RecipeError(LTRPredictorError, ValueError):
+    """A recipe file is missing or has a bad field (the message names the file and field)."""
+
+
+@dataclass
+class Recipe:
+    name: str = "custom"
+    description: str = ""
+    backbone: str = "minilm"
+    loss: str = "margin"
+    margin: float = 1.0
+    delta: float = 0.2
+    buckets: str = "820"
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    seed: int = 0
+    max_length: int = 512
+    hash_dim: int | None = None
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_minutes: float | None = None
+    license: str = "apache-2.0"
+    data: list[DataSource] = field(default_factory=list)
+
+    def override(self, **values: Any) -> Recipe:
+        """A copy with every non-None value replaced."""
+        known = {f.name for f in fields(self)}
+        updates = {k: v for k, v in values.items() if v is not None and k in known}
+        return Recipe(**{**self.__dict__, **updates})
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """A shipped recipe by name (`default`) or a YAML file by path."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = RECIPES_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise RecipeError(f"recipe {name_or_path!r}: no such file, and not one of {', '.join(recipe_names())}")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: expected a mapping")
+    known = {f.name for f in fields(Recipe)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise RecipeError(f"{path}: unknown fields {unknown}; known: {sorted(known)}")
+    sources = []
+    source_fields = {f.name for f in fields(DataSource)}
+    for index, entry in enumerate(data.pop("data", []) or []):
+        if not isinstance(entry, dict) or "path" not in entry or set(entry) - source_fields:
+            raise RecipeError(f"{path}: 'data[{index}]' must be a mapping with 'path' and fields of {source_fields}")
+        sources.append(DataSource(**entry))
+    return Recipe(data=sources, **data)

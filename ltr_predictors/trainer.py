@@ -1,0 +1,169 @@
+"""Train a length predictor with one of the `losses` and write a folder `LengthPredictor.from_pretrained` loads.
+
+The loop is the same for every backbone: shuffle the training prompts (one batch is one listMLE list), step AdamW,
+score the validation prompts after each epoch and keep the weights of the best validation Kendall tau. Under one
+seed the run is deterministic (shuffles, tie breaks and initialisation all come from it). The written folder holds
+vllm-ltr's `usage_config.json`, our `ltr_config.json` (direction, buckets, license, provenance with the
+validation metrics) and `finetuned/` (safetensors weights; a transformers backbone's tokenizer too).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import kendalltau
+from tqdm.auto import tqdm
+
+from .backbones import Trainable
+from .heads import length_scores
+from .losses import LossSpec
+from .ltr_config import LTRConfig
+from .predictor import WEIGHTS_SUBDIR
+from .training_data import Example
+from .usage_config import UsageConfig
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings. `batch_size` is also the listMLE list length and the margin loss's pair pool."""
+
+    loss: LossSpec = field(default_factory=LossSpec)
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    seed: int = 0
+    max_seconds: float | None = None
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    val_kendall_tau: float
+    history: list[dict[str, float]]
+    seconds: float
+    train_examples: int
+    val_examples: int
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch and numpy; return the generator that drives shuffles and tie breaks."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    return torch.Generator().manual_seed(seed)
+
+
+def scores_of(trainable: Trainable, encoded: list[Any], loss: LossSpec, batch_size: int = 256) -> np.ndarray:
+    """Length scores (higher = longer) of encoded prompts under the current weights."""
+    trainable.module.eval()
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, len(encoded), batch_size):
+            outputs.append(trainable.forward(encoded[start : start + batch_size]).float().cpu().numpy())
+    raw = np.concatenate(outputs) if outputs else np.zeros((0, loss.num_labels))
+    return length_scores(raw, loss.mtype, direction="higher_is_longer", buckets=loss.buckets)
+
+
+def kendall(scores: np.ndarray, lengths: list[float]) -> float:
+    """Kendall tau-b (NaN when undefined)."""
+    if len(scores) < 2:
+        return float("nan")
+    return float(kendalltau(scores, lengths).statistic)
+
+
+def train(
+    trainable: Trainable, train_set: list[Example], val_set: list[Example], config: TrainConfig, progress: bool = True
+) -> TrainResult:
+    """Fit `trainable` in place; its weights end at the best validation epoch (the last one without validation)."""
+    if not train_set:
+        raise ValueError("no training examples")
+    generator = seed_everything(config.seed)
+    started = time.monotonic()
+    encoded = trainable.encode([e.prompt for e in train_set])
+    lengths = torch.tensor([e.length for e in train_set], dtype=torch.float32)
+    val_encoded = trainable.encode([e.prompt for e in val_set])
+    val_lengths = [e.target if e.target is not None else e.length for e in val_set]
+    optimizer = torch.optim.AdamW(trainable.module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    history: list[dict[str, float]] = []
+    best: tuple[float, int, dict[str, torch.Tensor] | None] = (-math.inf, config.epochs, None)
+    bar = tqdm(total=steps_per_epoch * config.epochs, desc="training", unit="batch", disable=not progress)
+    for epoch in range(1, config.epochs + 1):
+        trainable.module.train()
+        order = torch.randperm(len(train_set), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), config.batch_size):
+            index = order[start : start + config.batch_size]
+            outputs = trainable.forward([encoded[i] for i in index.tolist()])
+            loss = config.loss(outputs, lengths[index], generator)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss)
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{float(loss):.4f}")
+        row = {"epoch": float(epoch), "train_loss": total / steps_per_epoch}
+        if val_set:
+            row["val_kendall_tau"] = kendall(scores_of(trainable, val_encoded, config.loss), val_lengths)
+            bar.set_postfix(epoch=epoch, loss=f"{row['train_loss']:.4f}", val_tau=f"{row['val_kendall_tau']:.4f}")
+            if row["val_kendall_tau"] > best[0]:
+                best = (row["val_kendall_tau"], epoch, copy.deepcopy(trainable.module.state_dict()))
+        history.append(row)
+        if config.max_seconds is not None and time.monotonic() - started > config.max_seconds:
+            break
+    bar.close()
+    if best[2] is not None:
+        trainable.module.load_state_dict(best[2])
+    trainable.module.eval()
+    return TrainResult(
+        best_epoch=best[1] if best[2] is not None else len(history),
+        val_kendall_tau=best[0] if best[2] is not None else float("nan"),
+        history=history,
+        seconds=time.monotonic() - started,
+        train_examples=len(train_set),
+        val_examples=len(val_set),
+    )
+
+
+def write_predictor(
+    folder: str | Path,
+    trainable: Trainable,
+    loss: LossSpec,
+    *,
+    max_length: int,
+    license_block: dict[str, Any],
+    provenance: dict[str, Any],
+) -> Path:
+    """Save the trained weights in the seed layout plus `ltr_config.json`; returns the folder."""
+    folder = Path(folder)
+    weights = folder / WEIGHTS_SUBDIR
+    weights.mkdir(parents=True, exist_ok=True)
+    scorer = trainable.scorer()
+    scorer.save(weights)
+    UsageConfig(
+        pred_model=trainable.pred_model,
+        num_labels=loss.num_labels,
+        mtype=loss.mtype,
+        path=WEIGHTS_SUBDIR,
+        max_length=max_length,
+    ).save(folder)
+    LTRConfig(
+        backend=trainable.backend,
+        score_direction="higher_is_longer",
+        buckets=loss.buckets if loss.mtype == "class" else None,
+        license=license_block,
+        provenance={**provenance, "environment": _environment()},
+    ).save(folder)
+    return folder
+
+
+def _environment() -> dict[str, str]:
+    return {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine()}

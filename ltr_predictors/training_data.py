@@ -1,0 +1,180 @@
+"""Training examples from length-labelled files: one (prompt, length) per prompt for a target model.
+
+Reads every format `traces.py` knows (vllm-ltr traces with `generated`, our `output_tokens` records, CASTILLO-style
+records with 10 sampled lengths and a `model` per record) and files that label prompts by `id` only (AlpacaEval's
+`lengths.csv.gz`). Lengths of other models on the same prompt are auxiliary targets: mapped onto the target
+model's scale (per-model mean and spread of log length) and averaged, they de-noise the label
+(`aux_weight` blends them in) and label prompts the target model never answered (`aux_only`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .splits import split_of
+from .traces import LengthCounter, TraceFormatError, iter_rows, parse_samples, reduce_samples
+
+
+@dataclass
+class Example:
+    """One training prompt. `length` is the training label in target-model tokens; `target` the raw one (or None)."""
+
+    prompt: str
+    length: float
+    target: float | None
+    dataset: str | None = None
+    source: str | None = None
+
+
+@dataclass
+class DataSource:
+    """One labelled file and how to read it (a recipe's `data` entry, or one `--data` of the CLI)."""
+
+    path: str
+    target_model: str | None = None
+    target: str = "mean"
+    aux: list[str] = field(default_factory=list)
+    aux_weight: float = 0.0
+    aux_only: bool = False
+    name: str | None = None
+    license: str | None = None
+    attribution: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, [], False)}
+
+
+@dataclass
+class _Row:
+    key: str
+    model: str | None
+    length: float
+    prompt: str | None
+    dataset: str | None
+
+
+def read_examples(
+    source: DataSource, root: Path | None = None, count_tokens: LengthCounter | None = None
+) -> list[Example]:
+    """Examples of one source; file paths are relative to `root` when given."""
+    main_path = _resolve(source.path, root)
+    rows = list(_read_rows(main_path, source.target, count_tokens))
+    aux_rows = [row for path in source.aux for row in _read_rows(_resolve(path, root), source.target, count_tokens)]
+    target_model = source.target_model or _single_model(rows, main_path)
+    prompts: dict[str, str] = {}
+    datasets: dict[str, str | None] = {}
+    for row in rows + aux_rows:
+        if row.prompt is not None:
+            prompts.setdefault(row.key, row.prompt)
+            datasets.setdefault(row.key, row.dataset)
+    by_model: dict[str | None, dict[str, float]] = defaultdict(dict)
+    for row in rows + aux_rows:
+        by_model[row.model].setdefault(row.key, row.length)
+    if target_model not in by_model:
+        known = sorted(str(m) for m in by_model)
+        raise TraceFormatError(f"{main_path}: no records for target model {target_model!r}; models: {known}")
+    targets = by_model.pop(target_model)
+    aux = _aux_estimates(targets, by_model) if by_model and (source.aux_weight > 0 or source.aux_only) else {}
+    examples = []
+    for key in sorted(set(targets) | (set(aux) if source.aux_only else set())):
+        if key not in prompts:
+            continue
+        raw = targets.get(key)
+        log_label = _blend(None if raw is None else math.log1p(raw), aux.get(key), source.aux_weight)
+        examples.append(
+            Example(
+                prompt=prompts[key],
+                length=math.expm1(log_label),
+                target=raw,
+                dataset=datasets.get(key),
+                source=source.name or source.path,
+            )
+        )
+    if not examples:
+        raise TraceFormatError(f"{main_path}: no examples for target model {target_model!r}")
+    return examples
+
+
+def split_examples(examples: Iterable[Example], val_fraction: float, test_fraction: float) -> dict[str, list[Example]]:
+    """Examples by split (`train`, `val`, `test`), assigned by prompt text hash (see `splits.py`)."""
+    out: dict[str, list[Example]] = {"train": [], "val": [], "test": []}
+    for example in examples:
+        out[split_of(example.prompt, val_fraction, test_fraction)].append(example)
+    return out
+
+
+def _resolve(path: str, root: Path | None) -> Path:
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() or root is None else root / candidate
+
+
+def _read_rows(path: Path, target: str, count_tokens: LengthCounter | None) -> Iterable[_Row]:
+    for number, row in iter_rows(path):
+        where = f"{path}:{number}"
+        prompt = row.get("prompt")
+        if not isinstance(prompt, str) and not isinstance(row.get("id"), str):
+            raise TraceFormatError(f"{where}: needs a string 'prompt' (or an 'id' that another file names)")
+        if row.get("output_tokens") not in (None, ""):
+            samples = parse_samples(row["output_tokens"], where)
+        elif isinstance(row.get("generated"), str) and count_tokens is not None:
+            samples = [float(count_tokens(row["generated"]))]
+        else:
+            raise TraceFormatError(f"{where}: needs 'output_tokens' (or 'generated' and a length tokenizer)")
+        yield _Row(
+            key=_key_of(row, prompt),
+            model=None if row.get("model") in (None, "") else str(row["model"]),
+            length=reduce_samples(samples, target),
+            prompt=prompt if isinstance(prompt, str) else None,
+            dataset=_dataset_of(row),
+        )
+
+
+def _key_of(row: dict[str, Any], prompt: Any) -> str:
+    """Rows join on `id` when they have one (AlpacaEval files share ids), else on the prompt text."""
+    ident = row.get("id")
+    return f"id:{ident}" if isinstance(ident, str) and ident else f"prompt:{prompt}"
+
+
+def _dataset_of(row: dict[str, Any]) -> str | None:
+    value = row.get("dataset") or row.get("source")
+    return None if value in (None, "") else str(value)
+
+
+def _single_model(rows: list[_Row], path: Path) -> str | None:
+    models = sorted({str(r.model) for r in rows if r.model is not None})
+    if len(models) > 1:
+        raise TraceFormatError(f"{path}: holds several models ({', '.join(models[:5])}...): name --target-model")
+    return models[0] if models else None
+
+
+def _aux_estimates(targets: dict[str, float], others: dict[str | None, dict[str, float]]) -> dict[str, float]:
+    """Per prompt, the other models' log lengths mapped to the target's scale (z-scores), averaged."""
+    target_logs = np.log1p(np.fromiter(targets.values(), dtype=float))
+    mu_t, sd_t = float(target_logs.mean()), float(target_logs.std() or 1.0)
+    sums: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    for lengths in others.values():
+        if len(lengths) < 10:
+            continue
+        logs = np.log1p(np.fromiter(lengths.values(), dtype=float))
+        mu, sd = float(logs.mean()), float(logs.std() or 1.0)
+        for key, value in zip(lengths, logs, strict=True):
+            sums[key] += (value - mu) / sd * sd_t + mu_t
+            counts[key] += 1
+    return {key: sums[key] / counts[key] for key in sums}
+
+
+def _blend(target_log: float | None, aux_log: float | None, weight: float) -> float:
+    if target_log is None:
+        assert aux_log is not None
+        return aux_log
+    if aux_log is None:
+        return target_log
+    return (1.0 - weight) * target_log + weight * aux_log
