@@ -277,7 +277,7 @@ def card_for_path(
         allow_unknown_license=allow_unknown_license,
     )
     name = repo_id or f"<your-org>/{path.resolve().name}"
-    return render_card(name, facts, repo, metadata, {sub: p for sub, p in license_file_names(repo).items() if sub != "/"})
+    return render_card(name, facts, repo, metadata, license_file_names(repo))
 
 
 def collect_data_licenses(facts: list[PredictorFacts], metadata: CardMetadata) -> list[dict[str, Any]]:

@@ -109,16 +109,17 @@ def folder_license(folder: Path) -> tuple[str | None, LicenseInfo]:
     """
     usage = UsageConfig.from_file(folder / USAGE_CONFIG_NAME)
     ltr = LTRConfig.from_folder(folder, usage.num_labels)
-    info = resolve_license(ltr.license, None, usage.pred_model)
     backbone_id = license_of_backbone(usage.pred_model)
-    if info.notes and backbone_id:
-        declared = normalize_license_id(ltr.license["license"], ltr.license.get("license_name")) if ltr.license else None
+    block = ltr.license or {}
+    declared = KNOWN_LICENSES.get(normalize_license_id(block.get("license"), block.get("license_name")) or "")
+    if declared and backbone_id and declared.commercial_use and not KNOWN_LICENSES[backbone_id].commercial_use:
         raise LicenseRefusal(
             folder / LTR_CONFIG_NAME,
             "declared-matches-provenance",
-            f"declares license {declared!r}, but the weights derive from {usage.pred_model} under {backbone_id!r}, "
+            f"declares license {declared.id!r}, but the weights derive from {usage.pred_model} under {backbone_id!r}, "
             "which forbids commercial use; declare the backbone's license",
         )
+    info = resolve_license(ltr.license, None, usage.pred_model)
     return usage.pred_model, info
 
 
@@ -202,14 +203,13 @@ def check_repo_license(
 
 
 def license_file_names(repo: RepoLicense) -> dict[str, str]:
-    """Where the repo ships license files: each folder's `LICENSE` and, under the key `/`, the root file.
+    """Each folder's LICENSE file in the repo (`.` is the repo root when the predictor sits there)."""
+    return {f.subfolder: "LICENSE" if f.subfolder == "." else f"{f.subfolder}/LICENSE" for f in repo.folders}
 
-    The root file is the license text for a single-license repo (`LICENSE`), or an index of the folders' licenses
-    with the required notices for a mixed one (`LICENSE.md`).
-    """
-    files = {f.subfolder: "LICENSE" if f.subfolder == "." else f"{f.subfolder}/LICENSE" for f in repo.folders}
-    files.setdefault("/", "LICENSE.md" if repo.mixed else "LICENSE")
-    return files
+
+def root_license_file(repo: RepoLicense) -> str:
+    """The root license file: the text for a single-license repo, an index of the folders' licenses when mixed."""
+    return "LICENSE.md" if repo.mixed else "LICENSE"
 
 
 def _may_allow_commercial(declared: DeclaredLicense) -> bool:

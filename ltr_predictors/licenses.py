@@ -197,6 +197,10 @@ def resolve_license(
             "which does not allow commercial use; the backbone's terms apply"
         )
         info = LicenseInfo.from_id(backbone_id, f"backbone {backbone}", notes=[note])
+    elif backbone_id and not info.known:
+        # e.g. a multi-license repo's card (`license: other`, `license_name: mixed-licenses`): says nothing per folder
+        note = f"{info.source} declares {info.license!r}, not a license we know; the backbone {backbone}'s terms apply"
+        info = LicenseInfo.from_id(backbone_id, f"backbone {backbone}", notes=[note])
     return info
 
 

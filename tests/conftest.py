@@ -33,6 +33,8 @@ os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{_HUB_PORT}"
 import pytest  # noqa: E402
 from tiny_models import SEED_ZOO, write_seed_predictor, write_seed_zoo, write_tokenizer_repo  # noqa: E402
 
+pytest_plugins = ["license_marker", "hub_marker"]
+
 SEED_REPO = "Luna2099/vllm-ltr-predictors"
 AUTHORS_REPO = "LLM-ltr/OPT-Predictors"
 AUTHORS_RUN = "opt-125m-llama3-8b-lmsys-score-trainbucket10-b32"
@@ -42,14 +44,17 @@ _real_connect = socket.socket.connect
 
 def _loopback_only(self: socket.socket, address: object) -> None:
     host = address[0] if isinstance(address, tuple) else None
-    if host is not None and host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0") and not str(host).startswith(
-        "127."
+    if (
+        host is not None
+        and host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0")
+        and not str(host).startswith("127.")
     ):
         raise ConnectionRefusedError(f"test tried to reach {address}: tests must stay on loopback")
     _real_connect(self, address)  # type: ignore[arg-type]
 
 
 socket.socket.connect = _loopback_only  # type: ignore[method-assign]
+real_connect = _real_connect  # what `hub`-marked tests get back (tests/hub_marker.py)
 
 
 @pytest.fixture(scope="session")
