@@ -15,6 +15,7 @@ from ltr_predictors.licenses import ACCEPT_ENV, KNOWN_LICENSES, accepted_license
 
 _EXERCISED: Counter[str] = Counter()
 _SKIPPED: Counter[str] = Counter()
+_ACCEPTED: dict[str, list[str]] = {}  # nodeid -> licenses, counted once the test body has run
 
 
 def _licenses(item: pytest.Item) -> list[str]:
@@ -33,7 +34,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         _SKIPPED.update(missing)
         names = ", ".join(f"{lid} ({KNOWN_LICENSES[lid].name})" if lid in KNOWN_LICENSES else lid for lid in missing)
         pytest.skip(f"touches weights under {names}: set {ACCEPT_ENV}={','.join(missing)} to accept and run it")
-    _EXERCISED.update(needed)
+    _ACCEPTED[item.nodeid] = needed
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _EXERCISED.update(_ACCEPTED.pop(report.nodeid, []))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
