@@ -189,7 +189,7 @@ def card_data(repo_id: str, facts: list[PredictorFacts], repo: RepoLicense, meta
         library_name=LIBRARY_NAME,
         pipeline_tag=PIPELINE_TAG,
         tags=list(dict.fromkeys([*BASE_TAGS, *metadata.tags])),
-        model_name=repo_id.split("/")[-1],
+        model_name=repo_id.split("/")[-1] if results else None,
         eval_results=results or None,
     )
 

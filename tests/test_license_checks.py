@@ -140,3 +140,14 @@ def test_license_texts_come_from_licenses_dir(tmp_path):
         assert (LICENSES_DIR / f"{KNOWN_LICENSES[license_id].spdx}.txt").is_file(), license_id
     with pytest.raises(LicenseRefusal, match=r"LicenseRef-OPT-175B.txt: missing.*\[rule: license-text\]"):
         license_text("opt-175b-license", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("backbone", "expected"), [("facebook/opt-125m", "opt-175b-license"), ("bert-base-uncased", "apache-2.0")]
+)
+def test_a_mixed_repo_card_does_not_hide_the_backbone_license(backbone, expected):
+    from ltr_predictors.licenses import resolve_license
+
+    info = resolve_license(None, "other", backbone, card_license_name="mixed-licenses", card_license_link="LICENSE.md")
+    assert info.license == expected and info.source == f"backbone {backbone}"
+    assert "mixed-licenses" in info.notes[0]
