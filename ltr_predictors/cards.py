@@ -126,9 +126,8 @@ class PredictorFacts:
         ltr = LTRConfig.from_folder(folder, usage.num_labels)
         backbone, info = folder_license(folder)
         extra = metadata.predictors.get(subfolder, {})
-        training = {**ltr.provenance.get("training", {}), **extra.get("training", {})}
-        evals = extra.get("eval", ltr.provenance.get("eval", []))
         where = f"{folder} ({subfolder})"
+        evals = [TauFigure.from_dict(item, where) for item in extra.get("eval", [])]
         return cls(
             subfolder=subfolder,
             folder=folder,
@@ -136,13 +135,37 @@ class PredictorFacts:
             ltr=ltr,
             license=FolderLicense(subfolder, folder, backbone, info),
             description=extra.get("description", ltr.provenance.get("description")),
-            training=training,
-            taus=[TauFigure.from_dict(item, where) for item in evals],
+            training={**training_setup(ltr.provenance), **extra.get("training", {})},
+            taus=evals or heldout_taus(ltr.provenance),
         )
 
     def tau(self, split: str) -> str:
         values = [f"{t.value:.3f}" for t in self.taus if t.split == split]
         return ", ".join(values) or "–"
+
+
+def training_setup(provenance: dict[str, Any]) -> dict[str, Any]:
+    """The card's "Training setup" list from the provenance `ltr-predictors train` writes (no per-epoch history)."""
+    training = provenance.get("training", {})
+    setup: dict[str, Any] = {key: provenance[key] for key in ("recipe", "seed") if key in provenance}
+    if provenance.get("target_models"):
+        setup["target models"] = ", ".join(provenance["target_models"])
+    setup.update(provenance.get("hyperparameters", {}))
+    for key in ("train_examples", "best_epoch", "val_kendall_tau"):
+        if key in training:
+            value = training[key]
+            setup[key.replace("_", " ")] = round(value, 3) if isinstance(value, float) else value
+    return setup
+
+
+def heldout_taus(provenance: dict[str, Any]) -> list[TauFigure]:
+    """In-distribution figures from the held-out split of each training source (`training.test_kendall_tau`)."""
+    held_out = provenance.get("training", {}).get("test_kendall_tau", {})
+    return [
+        TauFigure("in-distribution", float(m["kendall_tau"]), f"{source} (held-out, n={m.get('n')})", source, "test")
+        for source, m in sorted(held_out.items())
+        if isinstance(m, dict) and m.get("kendall_tau") is not None
+    ]
 
 
 def discover_predictors(path: Path) -> list[tuple[str, Path]]:
@@ -217,7 +240,7 @@ def render_card(
                 "folder": f.subfolder,
                 "family": f.usage.mtype,
                 "num_labels": f.usage.num_labels,
-                "backbone": f.usage.pred_model,
+                "backbone": f.usage.pred_model or f"none ({f.ltr.backend})",
                 "max_length": f.usage.max_length,
                 "license": f.license.info.license or "unknown",
                 "commercial_use": f.license.info.commercial_use,
@@ -234,6 +257,7 @@ def render_card(
             "accept": accept,
             "spec": repo_id + (f":{subfolder}" if subfolder else ""),
         },
+        "vllm_ltr_format": all(f.ltr.backend == "transformers" for f in facts),
         "mixed": repo.mixed,
         "license_title": _license_title(repo.license_ids[0]),
         "license_table": [
@@ -286,8 +310,9 @@ def collect_data_licenses(facts: list[PredictorFacts], metadata: CardMetadata) -
     for entry in metadata.data:
         entries.setdefault(str(entry.get("name")), entry)
     for f in facts:
-        for entry in f.license.info.data_licenses:
-            entries.setdefault(str(entry.get("name")), {**entry, "where": str(f.folder / "ltr_config.json")})
+        for entry in f.license.info.data_licenses:  # the trainer names a data source `source`
+            name = str(entry.get("name", entry.get("source")))
+            entries.setdefault(name, {**entry, "name": name, "where": str(f.folder / "ltr_config.json")})
     return list(entries.values())
 
 

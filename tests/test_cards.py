@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,8 @@ def test_seed_zoo_card_round_trips_through_modelcard_load(zoo, tmp_path):
         assert f"| `{name}` | {license_row}" in text and f"`{name}/LICENSE`" in text
     assert OPT_NOTICE in text
     assert 'accept_license="opt-175b-license"' in text
-    assert "import ltr_predictors.vllm as ltr" in text and "ltr.generate(" in text
+    assert "import ltr_predictors.vllm as ltr" in text and "ltr.generate(llm, prompts" in text
+    assert "LTR_PREDICTOR=ltr-predictors/vllm-ltr-seed-zoo:A1-opt125m-margin" in text
     assert "--middleware ltr_predictors.vllm.LTRPriorityMiddleware" in text
     for heading in ("Classification serving failure", "Confounded ablation", "Cross-set caveats", "## How to cite"):
         assert heading in text
@@ -69,17 +71,41 @@ def test_single_apache_predictor_card(tmp_path):
     assert 'from_pretrained("<your-org>/my-predictor")' in card.text
 
 
-def test_provenance_figures_and_data_licenses_reach_the_card(tmp_path):
+def test_training_provenance_and_data_licenses_reach_the_card(tmp_path):
+    """The provenance `ltr-predictors train` writes: hyperparameters, held-out tau per source, data terms."""
     folder = write_seed_predictor(tmp_path / "p", "bert")
-    (folder / "ltr_config.json").write_text(
-        '{"format_version": 1, "license": {"license": "apache-2.0", "data_licenses": [{"name": "CASTILLO",'
-        ' "license": "cc-by-4.0", "attribution": "CASTILLO authors, CC-BY-4.0"}]},'
-        ' "provenance": {"training": {"loss": "listMLE"}, "eval": [{"split": "in-distribution", "value": 0.41,'
-        ' "dataset": "CASTILLO", "dataset_type": "castillo/records"}]}}'
-    )
+    config = {
+        "format_version": 1,
+        "license": {"license": "apache-2.0", "data_licenses": [
+            {"source": "castillo", "license": "cc-by-4.0", "attribution": "CASTILLO authors, CC-BY-4.0"}]},
+        "provenance": {
+            "recipe": "default", "seed": 0, "target_models": ["meta-llama--Llama-3.1-8B-Instruct"],
+            "hyperparameters": {"loss": "listmle", "lr": 0.01},
+            "training": {"best_epoch": 3, "val_kendall_tau": 0.4731, "history": [{"epoch": 1.0}],
+                         "test_kendall_tau": {"castillo": {"n": 350, "kendall_tau": 0.41}}},
+        },
+    }
+    (folder / "ltr_config.json").write_text(json.dumps(config))
     card = card_for_path(folder, repo_id="org/p")
-    assert [r.metric_value for r in card.data.eval_results] == [0.41]
-    assert "CASTILLO authors, CC-BY-4.0" in card.text and "- loss: listMLE" in card.text
+    [result] = card.data.eval_results
+    assert (result.metric_value, result.dataset_type, result.dataset_split) == (0.41, "castillo", "test")
+    assert "**castillo** (cc-by-4.0)" in card.text and "Attribution: CASTILLO authors, CC-BY-4.0" in card.text
+    assert "- loss: listmle" in card.text and "- val kendall tau: 0.473" in card.text
+    assert "history" not in card.text
+    config["license"]["data_licenses"][0].pop("attribution")
+    (folder / "ltr_config.json").write_text(json.dumps(config))
+    with pytest.raises(LicenseRefusal, match=r"ltr_config.json: .*castillo.*\[rule: data-attribution\]"):
+        card_for_path(folder)
+
+
+def test_card_of_the_shipped_default_predictor():
+    from ltr_predictors.predictor import DEFAULT_PREDICTOR_DIR
+
+    if not (DEFAULT_PREDICTOR_DIR / "ltr_config.json").is_file():
+        pytest.skip("the default predictor is not shipped in this checkout")
+    card = card_for_path(DEFAULT_PREDICTOR_DIR, repo_id="ltr-predictors/default")
+    assert card.data.license == "apache-2.0" and card.data.base_model is None
+    assert "none (lexical)" in card.text and "Attribution: CASTILLO" in card.text
 
 
 def test_card_refuses_a_declaration_against_provenance(zoo):
