@@ -134,8 +134,14 @@ def resolve_backbone(backbone: str) -> tuple[str, str]:
     return backbone, backbone
 
 
-def make_trainable(backbone: str, num_labels: int, max_length: int, hash_dim: int | None = None) -> Trainable:
-    """`lexical` or a transformers backbone id/folder (`minilm` for the offline all-MiniLM-L6-v2)."""
+def make_trainable(
+    backbone: str, num_labels: int, max_length: int, hash_dim: int | None = None, seed: int = 0
+) -> Trainable:
+    """`lexical` or a transformers backbone id/folder (`minilm` for the offline all-MiniLM-L6-v2).
+
+    `seed` fixes the initialisation of any fresh head.
+    """
+    torch.manual_seed(seed)
     if backbone == LEXICAL:
         return LexicalTrainable(num_labels, max_chars=max_length, hash_dim=hash_dim)
     return TransformerTrainable(backbone, num_labels, max_length)

@@ -107,9 +107,9 @@ def train(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss)
+            total += loss.item()
             bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{float(loss):.4f}")
+            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
         row = {"epoch": float(epoch), "train_loss": total / steps_per_epoch}
         if val_set:
             row["val_kendall_tau"] = kendall(scores_of(trainable, val_encoded, config.loss), val_lengths)

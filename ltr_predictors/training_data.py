@@ -87,11 +87,10 @@ def read_examples(
         if key not in prompts:
             continue
         raw = targets.get(key)
-        log_label = _blend(None if raw is None else math.log1p(raw), aux.get(key), source.aux_weight)
         examples.append(
             Example(
                 prompt=prompts[key],
-                length=math.expm1(log_label),
+                length=_blend(raw, aux.get(key), source.aux_weight),
                 target=raw,
                 dataset=datasets.get(key),
                 source=source.name or source.path,
@@ -155,26 +154,32 @@ def _single_model(rows: list[_Row], path: Path) -> str | None:
 
 
 def _aux_estimates(targets: dict[str, float], others: dict[str | None, dict[str, float]]) -> dict[str, float]:
-    """Per prompt, the other models' log lengths mapped to the target's scale (z-scores), averaged."""
-    target_logs = np.log1p(np.fromiter(targets.values(), dtype=float))
-    mu_t, sd_t = float(target_logs.mean()), float(target_logs.std() or 1.0)
+    """Per prompt, the other models' log lengths mapped onto the target's scale, averaged.
+
+    Each model's map is the linear one that matches its mean and spread of log length to the target's on the
+    prompts both answered (models sharing fewer than 10 prompts with the target are skipped).
+    """
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     for lengths in others.values():
-        if len(lengths) < 10:
+        common = [key for key in lengths if key in targets]
+        if len(common) < 10:
             continue
-        logs = np.log1p(np.fromiter(lengths.values(), dtype=float))
-        mu, sd = float(logs.mean()), float(logs.std() or 1.0)
-        for key, value in zip(lengths, logs, strict=True):
-            sums[key] += (value - mu) / sd * sd_t + mu_t
+        target_logs = np.log1p([targets[key] for key in common])
+        model_logs = np.log1p([lengths[key] for key in common])
+        scale = float(target_logs.std()) / (float(model_logs.std()) or 1.0)
+        shift = float(target_logs.mean()) - scale * float(model_logs.mean())
+        for key, value in lengths.items():
+            sums[key] += shift + scale * math.log1p(value)
             counts[key] += 1
     return {key: sums[key] / counts[key] for key in sums}
 
 
-def _blend(target_log: float | None, aux_log: float | None, weight: float) -> float:
-    if target_log is None:
-        assert aux_log is not None
-        return aux_log
-    if aux_log is None:
-        return target_log
-    return (1.0 - weight) * target_log + weight * aux_log
+def _blend(target: float | None, aux_log: float | None, weight: float) -> float:
+    """The label in tokens: the target, its log blended with the auxiliary estimate, or the estimate alone."""
+    if aux_log is None or (weight == 0.0 and target is not None):
+        assert target is not None
+        return target
+    if target is None:
+        return math.expm1(aux_log)
+    return math.expm1((1.0 - weight) * math.log1p(target) + weight * aux_log)

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         if recipe.loss == "classification"
         else None,
     )
-    trainable = make_trainable(recipe.backbone, loss.num_labels, recipe.max_length, recipe.hash_dim)
+    trainable = make_trainable(recipe.backbone, loss.num_labels, recipe.max_length, recipe.hash_dim, recipe.seed)
     config = TrainConfig(
         loss=loss,
         epochs=recipe.epochs,
