@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_models import WORDS, write_seed_predictor, write_tokenizer_repo
+from tiny_models import WORDS, opt_model, write_seed_predictor, write_tokenizer_repo
 
 from ltr_predictors.serving_bench.tiny_lm import build_tiny_causal_lm
 
+SINGLE_CHAR_TOKENS = 87  # tiny_models.opt_tokenizer: 4 specials, 41 characters with and without Ġ, then Ġ
 ENGINE_KWARGS = {
     "gpu_memory_utilization": 0.1,
     "kv_cache_memory_bytes": 256 * 2**20,  # explicit: in-process engines share the test process's RSS
@@ -38,6 +39,14 @@ def tiny_predictor(root: Path, name: str, mtype: str = "rank", num_labels: int =
     if not tokenizer.is_dir():
         write_tokenizer_repo(tokenizer, "opt")
     return write_seed_predictor(root / name, "opt", mtype, num_labels, max_length=max_length, pred_model=str(tokenizer))
+
+
+def failing_predictor(root: Path, name: str) -> Path:
+    """A tiny OPT predictor whose embedding table covers only single-character tokens: prompts with a whole-word
+    token (e.g. "hello") make its forward pass raise, other prompts score fine."""
+    folder = tiny_predictor(root, name)
+    opt_model(1, vocab_size=SINGLE_CHAR_TOKENS).half().save_pretrained(folder / "finetuned")
+    return folder
 
 
 def prompts(count: int) -> list[str]:

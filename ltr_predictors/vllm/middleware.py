@@ -24,9 +24,9 @@ from typing import Any, Protocol
 from .batcher import BatcherFull, MicroBatcher
 from .priority import LTRPriority
 from .prompt_text import ROUTES, prompt_texts
-from .settings import HookSettings
+from .settings import LOGGER_NAME, HookSettings, hook_logger
 
-logger = logging.getLogger("ltr_predictors.vllm")
+logger = logging.getLogger(LOGGER_NAME)
 
 PRIORITY_HEADER = b"x-vllm-priority"
 Scope = MutableMapping[str, Any]
@@ -56,6 +56,7 @@ class LTRPriorityMiddleware:
         self, app: ASGIApp, *, predictor: ScoresPrompts | None = None, settings: HookSettings | None = None
     ) -> None:
         self.app = app
+        hook_logger()
         self.settings = settings or HookSettings.from_env()
         scorer = predictor or load_scorer(self.settings)
         self.priority = LTRPriority(self.settings.max_extra_wait_s)

@@ -23,9 +23,9 @@ from vllm.v1.core.sched.scheduler import Scheduler
 from .middleware import load_scorer
 from .offline import SchedulingPolicyError
 from .scheduler_hook import WaitingScorer
-from .settings import HookSettings
+from .settings import LOGGER_NAME, HookSettings, hook_logger
 
-logger = logging.getLogger("ltr_predictors.vllm")
+logger = logging.getLogger(LOGGER_NAME)
 
 
 class LTRSchedulerMixin:
@@ -44,6 +44,7 @@ class LTRSchedulerMixin:
                 f"{type(self).__name__} orders requests through priorities; start vLLM with "
                 f"--scheduling-policy priority (got {policy!r})"
             )
+        hook_logger()
         settings = HookSettings.from_env()
         predictor = load_scorer(settings)
         self.ltr = WaitingScorer(settings, predictor.score, _detokenizer(self.vllm_config.model_config))

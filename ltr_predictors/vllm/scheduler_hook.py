@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from .priority import LTRPriority
-from .settings import HookSettings
+from .settings import LOGGER_NAME, HookSettings
 
-logger = logging.getLogger("ltr_predictors.vllm")
+logger = logging.getLogger(LOGGER_NAME)
 
 SCORE_KEY = "ltr_score"
 PROMOTED_PRIORITY = -(2**62)  # below every key LTRPriority produces; ties among promoted go by arrival

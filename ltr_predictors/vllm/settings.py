@@ -16,6 +16,7 @@ arguments, so the environment is the only channel).
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import TypeVar
@@ -23,6 +24,18 @@ from typing import TypeVar
 from ..errors import LTRPredictorError
 
 T = TypeVar("T", int, float)
+LOGGER_NAME = "ltr_predictors.vllm"
+
+
+def hook_logger() -> logging.Logger:
+    """The hooks' logger; inside a vLLM process with no logging set up, its INFO lines go to stderr."""
+    logger = logging.getLogger(LOGGER_NAME)
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(asctime)s [%(name)s] %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    return logger
 
 
 class HookConfigError(LTRPredictorError, ValueError):
