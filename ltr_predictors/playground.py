@@ -42,11 +42,11 @@ def license_badge(name: str, info: LicenseInfo) -> str:
     """One Markdown line: the predictor, its license, and whether commercial use is allowed."""
     link = f"[{info.license or 'unknown'}]({info.license_link})" if info.license_link else f"`{info.license}`"
     if info.commercial_use is True:
-        use = "🟢 commercial use allowed"
+        use = "commercial use allowed"
     elif info.commercial_use is False:
-        use = f"🟠 non-commercial only ({info.terms})"
+        use = f"**non-commercial only** ({info.terms})"
     else:
-        use = "⚪ license unknown: check its terms before use"
+        use = "license unknown: check its terms before use"
     return f"- **{name}**: {link} · {use}"
 
 
@@ -58,7 +58,7 @@ class PredictorPool:
         self._loaded: dict[str, LengthPredictor] = {}
 
     def get(self, specs: Sequence[str], accept_noncommercial: bool) -> dict[str, LengthPredictor]:
-        """Load each spec (`default`, a folder, or `REPO[:SUBFOLDER][@REVISION]`); names keep the spec."""
+        """Load each spec (`default`, a folder, or `REPO[:SUBFOLDER][@REVISION]`), keyed by `display_name`."""
         specs = [s.strip() for s in specs if s and s.strip()]
         if not specs:
             raise PlaygroundError("choose at least one predictor (e.g. `default`)")
@@ -68,7 +68,16 @@ class PredictorPool:
                 self._loaded[spec] = self._load(spec, accept_license=accept)
             elif self._loaded[spec].info.license.commercial_use is False:  # loaded before: accepted again now?
                 check_license_accepted(self._loaded[spec].info.license, accept, what=f"predictor {spec}")
-        return {spec: self._loaded[spec] for spec in specs}
+        names = [display_name(spec) for spec in specs]
+        if len(set(names)) < len(names):  # two folders with the same name: show the full specs
+            names = specs
+        return {name: self._loaded[spec] for name, spec in zip(names, specs, strict=True)}
+
+
+def display_name(spec: str) -> str:
+    """A short name for tables and plots: a local folder's own name, a Hub spec as typed."""
+    path = Path(spec).expanduser()
+    return path.name if path.is_dir() else spec
 
 
 def badges(predictors: dict[str, LengthPredictor]) -> str:
@@ -133,9 +142,10 @@ def score_trace(
         scores[name] = predictor.score(prompts)
     progress(len(predictors) / (len(predictors) + 1), "simulating the server")
     taus = pd.DataFrame([{"predictor": name, **rank_correlation(s, lengths)} for name, s in scores.items()])
-    ranked = pd.DataFrame({"prompt": prompts, "real length": lengths, "real rank": _ranks(lengths)})
-    for name, s in scores.items():
-        ranked[f"rank by {name}"] = _ranks(s)
+    ranked = pd.DataFrame({f"rank by {name}": _ranks(s) for name, s in scores.items()})
+    ranked["real rank"] = _ranks(lengths)
+    ranked["real length"] = lengths
+    ranked["prompt"] = prompts
     ranked = ranked.sort_values(f"rank by {next(iter(scores))}", kind="stable").reset_index(drop=True)
     return ScoringResult(taus, ranked, latency_table(lengths, scores, server), scores, lengths, server)
 
@@ -167,6 +177,7 @@ def scatter_figure(result: ScoringResult) -> Any:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     count = len(result.scores)
     fig, axes = plt.subplots(1, count, figsize=(5 * count, 4), squeeze=False, sharey=True)
@@ -174,6 +185,7 @@ def scatter_figure(result: ScoringResult) -> Any:
     for ax, (name, s) in zip(axes[0], result.scores.items(), strict=True):
         ax.scatter(s, np.maximum(result.lengths, 1), s=12, alpha=0.6)
         ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.set_xlabel("predicted score (higher = longer)")
         ax.set_title(f"{name}  (Kendall tau {taus[name]:.3f})", fontsize=10)
         ax.grid(True, alpha=0.3)
@@ -188,9 +200,10 @@ def rank_prompts(predictors: dict[str, LengthPredictor], text: str) -> pd.DataFr
     prompts = [line.strip() for line in text.splitlines() if line.strip()]
     if not prompts:
         raise PlaygroundError("type one prompt per line")
-    table = pd.DataFrame({"prompt": prompts})
+    table = pd.DataFrame()
     for name, predictor in predictors.items():
         s = predictor.score(prompts)
-        table[f"score {name}"] = s.round(4)
         table[f"rank by {name}"] = _ranks(s)
+        table[f"score {name}"] = s.round(4)
+    table["prompt"] = prompts
     return table.sort_values(f"rank by {next(iter(predictors))}", kind="stable").reset_index(drop=True)

@@ -25,7 +25,7 @@ def quiet_environment() -> None:
 
 
 def _error_text(exc: Exception) -> str:
-    return f"❌ {type(exc).__name__}: {exc}"
+    return f"**Error** ({type(exc).__name__}): {exc}"
 
 
 def build_app(
@@ -61,7 +61,7 @@ def build_app(
             loaded = pool.get(specs, accept)
         except Exception as exc:  # shown in the page
             return _error_text(exc), ""
-        return f"✅ loaded {len(loaded)} predictor(s)", badges(loaded)
+        return f"OK: loaded {len(loaded)} predictor(s)", badges(loaded)
 
     def score(
         specs: list[str],
@@ -82,7 +82,7 @@ def build_app(
         except Exception as exc:  # shown in the page
             return _error_text(exc), "", empty, None, empty, empty, ""
         best = result.taus.sort_values("kendall_tau", ascending=False).iloc[0]
-        status = f"✅ scored {len(records)} prompts; best Kendall tau {best['kendall_tau']:.3f} ({best['predictor']})"
+        status = f"OK: scored {len(records)} prompts; best Kendall tau {best['kendall_tau']:.3f} ({best['predictor']})"
         taus = result.taus.round({"kendall_tau": 4, "p_value": 6, "spearman": 4})
         server_note = (
             f"Server model: {server.description} — up to {server.max_num_seqs} sequences per batch, "
@@ -96,7 +96,7 @@ def build_app(
             table = rank_prompts(pool.get(specs, accept), text)
         except Exception as exc:  # shown in the page
             return _error_text(exc), empty
-        return f"✅ ranked {len(table)} prompts (rank 1 = shortest expected output)", table
+        return f"OK: ranked {len(table)} prompts (rank 1 = shortest expected output)", table
 
     with gr.Blocks(title="ltr-predictors: rank prompts by output length") as demo:
         gr.Markdown(
@@ -131,11 +131,11 @@ def build_app(
             gr.Markdown("### What it buys: latency of the trace as a burst on a batched server")
             latency_table = gr.Dataframe(label="Mean / p90 latency by admission order", elem_id="latency-table")
             server_md = gr.Markdown()
-            ranked_table = gr.Dataframe(label="Ranked prompts (rank 1 = shortest)", max_height=400)
+            ranked_table = gr.Dataframe(label="Ranked prompts (rank 1 = shortest)", max_height=400, wrap=True)
         with gr.Tab("Rank your prompts"):
             prompts_box = gr.Textbox(lines=6, label="One prompt per line", placeholder="Write a poem about the sea")
             rank_button = gr.Button("Rank")
-            own_table = gr.Dataframe(label="Your prompts, shortest expected first")
+            own_table = gr.Dataframe(label="Your prompts, shortest expected first", wrap=True)
 
         load_button.click(load_predictors, [spec_box, accept_box], [status_md, license_md], api_name="load_predictors")
         score_button.click(
