@@ -192,3 +192,14 @@ def test_browser_scores_the_demo_pack_offline(app_url: str, tmp_path: Path) -> N
         shutil.copy(tmp_path / "demo.png", shot)
         browser.close()
     assert outside == [], f"the page tried to reach: {outside}"
+
+
+def test_trace_source_errors_are_plain_messages() -> None:
+    from ltr_predictors.playground import PlaygroundError
+
+    with pytest.raises(PlaygroundError, match="upload a trace file"):
+        load_trace("upload", None)
+    with pytest.raises(PlaygroundError, match="type a Hub dataset id"):
+        load_trace("hub", dataset_id=" ")
+    with pytest.raises(PlaygroundError, match=r"nobody/no-such-trace.*cannot download"):
+        load_trace("hub", dataset_id="nobody/no-such-trace")
