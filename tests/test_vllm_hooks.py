@@ -17,7 +17,7 @@ import pytest
 import ltr_predictors.vllm as ltr
 from ltr_predictors.vllm.batcher import BatcherFull, MicroBatcher
 from ltr_predictors.vllm.prompt_text import prompt_texts
-from ltr_predictors.vllm.scheduler_hook import PROMOTED_PRIORITY, WaitingScorer
+from ltr_predictors.vllm.scheduler_hook import PROMOTED_PRIORITY, WaitingScorer, lower_keys
 
 # ------------------------------------------------------------------------------------------------- LTRPriority
 
@@ -265,7 +265,7 @@ def test_generate_refuses_fcfs_and_passes_int_priorities() -> None:
 
 
 class HeapQueue:
-    """vLLM's PriorityRequestQueue in miniature: a heap on (priority, arrival_time)."""
+    """A priority queue with only the public RequestQueue methods: a heap of (priority, arrival_time, id)."""
 
     def __init__(self) -> None:
         self.heap: list[tuple[int, float, int, Any]] = []
@@ -332,3 +332,19 @@ def test_scheduler_hook_promotes_starving_requests_and_survives_failures() -> No
     add(broken, queue, request("third", [1, 1], 3.0))
     broken.before_schedule(queue)
     assert "third" in queue.order()
+
+
+class Req(SimpleNamespace):
+    def __lt__(self, other: Req) -> bool:
+        return (self.priority, self.arrival_time) < (other.priority, other.arrival_time)
+
+
+def test_lower_keys_repairs_a_vllm_style_heap_in_place() -> None:
+    queue = SimpleNamespace(_heap=[])
+    requests = [Req(name=str(i), priority=p, arrival_time=float(i)) for i, p in enumerate([5, 9, 7, 8, 6, 10, 3])]
+    for r in requests:
+        heapq.heappush(queue._heap, r)
+    requests[5].priority, requests[1].priority = 0, 4  # lowered in place
+    lower_keys(queue, [requests[5], requests[1], Req(name="absent", priority=0, arrival_time=0.0)])
+    order = [heapq.heappop(queue._heap).name for _ in range(len(requests))]
+    assert order == ["5", "6", "1", "0", "4", "2", "3"]

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ logger = logging.getLogger(LOGGER_NAME)
 
 SCORE_KEY = "ltr_score"
 PROMOTED_PRIORITY = -(2**62)  # below every key LTRPriority produces; ties among promoted go by arrival
+PENDING_PRIORITY = 2**62  # above every key LTRPriority produces: not scored yet
 WAITING = "WAITING"
 
 
@@ -54,10 +56,11 @@ class WaitingScorer:
         score = client_score(request)
         if score is not None:
             request.priority = self.priority.priority(score, request.arrival_time)
+        elif self.score_texts is not None and self.detokenize is not None:
+            request.priority = PENDING_PRIORITY
+            self.pending.append(request)
         else:
             request.priority = self.priority.neutral(request.arrival_time)
-            if self.score_texts is not None and self.detokenize is not None:
-                self.pending.append(request)
         if self.settings.starvation_steps is not None:
             self.enqueued.append((self.step, request))
 
@@ -67,9 +70,7 @@ class WaitingScorer:
         if self.settings.starvation_steps is not None:
             changed += self._promote_starving(self.settings.starvation_steps)
         if changed:
-            waiting.remove_requests(changed)
-            for request in changed:
-                waiting.add_request(request)
+            lower_keys(waiting, changed)
 
     def _score_pending(self) -> list[Any]:
         batch: list[Any] = []
@@ -98,6 +99,32 @@ class WaitingScorer:
                 request.priority = PROMOTED_PRIORITY
                 promoted.append(request)
         return promoted
+
+
+def lower_keys(waiting: WaitingQueue, requests: list[Any]) -> None:
+    """Restore the waiting queue's order after these requests' priorities were LOWERED in place."""
+    heap = getattr(waiting, "_heap", None)
+    if not isinstance(heap, list):
+        waiting.remove_requests(requests)
+        for request in requests:
+            waiting.add_request(request)
+        return
+    # Pending requests were pushed last with the largest key, and nothing pops between `add_request` and the next
+    # `schedule()`: they sit at the heap's tail. Look there first; anything else costs one C scan.
+    tail = max(0, len(heap) - 4 * len(requests) - 16)
+    where = {id(r): i for i, r in enumerate(heap[tail:], tail)}
+    positions = []
+    for request in requests:
+        index = where.get(id(request))
+        if index is None:
+            try:
+                index = heap.index(request)
+            except ValueError:  # not in this queue (already admitted or aborted)
+                continue
+        positions.append(index)
+    # A sift moves only ancestors (smaller indices) of its start: ascending order keeps later positions valid.
+    for index in sorted(positions):
+        heapq._siftdown(heap, 0, index)  # type: ignore[attr-defined]  # moves a lowered key toward the root
 
 
 def client_score(request: Any) -> float | None:
