@@ -29,10 +29,13 @@ def _error_text(exc: Exception) -> str:
 
 
 def build_app(
-    predictors: Sequence[str] = ("default",), calibration: str | Path | None = None, data: str | Path | None = None
+    predictors: Sequence[str] = ("default",),
+    calibration: str | Path | None = None,
+    data: str | Path | None = None,
+    selected: Sequence[str] | None = None,
 ) -> Any:
-    """The Blocks app: `predictors` are the specs offered (and preselected), `calibration` the server model file,
-    `data` a trace file offered (and preselected) beside the demo pack."""
+    """The Blocks app: `predictors` are the specs offered, `selected` those preselected (default: all),
+    `calibration` the server model file, `data` a trace file offered (and preselected) beside the demo pack."""
     quiet_environment()
     import gradio as gr
     import pandas as pd
@@ -106,7 +109,7 @@ def build_app(
         with gr.Row():
             spec_box = gr.Dropdown(
                 choices=list(predictors),
-                value=list(predictors),
+                value=list(predictors if selected is None else selected),
                 multiselect=True,
                 allow_custom_value=True,
                 label="Predictors (`default`, a local folder, or REPO[:SUBFOLDER][@REVISION]; type to add)",

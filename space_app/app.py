@@ -7,7 +7,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from ltr_predictors.space import build_app
 
-demo = build_app(predictors=["default", "Luna2099/vllm-ltr-predictors:PARS-bert"])
+demo = build_app(predictors=["default", "Luna2099/vllm-ltr-predictors:PARS-bert"], selected=["default"])
 
 if __name__ == "__main__":
     demo.queue().launch()

@@ -203,3 +203,21 @@ def test_trace_source_errors_are_plain_messages() -> None:
         load_trace("hub", dataset_id=" ")
     with pytest.raises(PlaygroundError, match=r"nobody/no-such-trace.*cannot download"):
         load_trace("hub", dataset_id="nobody/no-such-trace")
+
+
+def test_space_files() -> None:
+    """The Space card pins the Gradio we test with, names an app file that builds the same page."""
+    import runpy
+
+    import gradio as gr
+    import yaml
+
+    space = Path(__file__).parent.parent / "space_app"
+    card = yaml.safe_load((space / "README.md").read_text(encoding="utf-8").split("---")[1])
+    assert card["sdk"] == "gradio" and card["sdk_version"] == gr.__version__
+    assert card["license"] and card["models"] and (space / card["app_file"]).is_file()
+    assert "ltr-predictors" in (space / "requirements.txt").read_text()
+    demo = runpy.run_path(str(space / card["app_file"]))["demo"]
+    assert isinstance(demo, gr.Blocks)
+    api_names = {dep.get("api_name") for dep in demo.config["dependencies"]}
+    assert {"load_predictors", "score", "rank_prompts"} <= api_names
