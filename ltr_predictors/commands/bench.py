@@ -1,0 +1,79 @@
+"""`ltr-predictors bench`: replay a trace on a real vLLM engine under FCFS, LTR, oracle and random orders."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..serving_bench.bench import BenchConfig, default_model_dir, run_benchmark
+from ..serving_bench.report import plot, table
+from ..serving_bench.runner import POLICIES, EngineOptions
+from ..serving_bench.workload import load_requests, parse_rates
+from ._common import add_predictor_args, load_predictor
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="serving benchmark on a real vLLM engine: FCFS vs LTR vs oracle")
+    parser.add_argument("--data", required=True, help="trace: JSONL/CSV(.gz) with prompt + output_tokens")
+    add_predictor_args(parser)
+    parser.add_argument("--policies", default="fcfs,ltr,oracle,random", help=f"comma list of {', '.join(POLICIES)}")
+    parser.add_argument("--request-rate", default="burst", help="`burst` or rates in req/s, comma-separated")
+    parser.add_argument("--cv", type=float, default=1.0, help="coefficient of variation of gaps (1 = Poisson)")
+    parser.add_argument("--num-requests", type=int, default=None, help="seeded sample of the trace (default: all)")
+    parser.add_argument("--max-extra-wait-s", type=float, default=None, help="bounded wait W of policy ltr-bw")
+    parser.add_argument("--model", default=None, help="HF model dir or id (default: a tiny random OPT built here)")
+    parser.add_argument("--length-scale", type=float, default=1.0, help="scale recorded output lengths")
+    parser.add_argument("--trace-model", default=None, help="keep records whose `model` field is this")
+    parser.add_argument("--split", choices=("train", "val", "test"), default=None, help="keep prompts of this split")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="split fractions used by training")
+    parser.add_argument("--test-fraction", type=float, default=0.1)
+    parser.add_argument("--max-num-seqs", type=int, default=8)
+    parser.add_argument("--max-model-len", type=int, default=2048)
+    parser.add_argument("--max-prompt-tokens", type=int, default=512)
+    parser.add_argument("--gpu-memory-utilization", type=float, default=None, help="default 0.85 GPU, 0.1 CPU")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", required=True, help="results.json")
+    parser.add_argument("--plot", default=None, help="results.png: latency vs rate and latency CDF")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    unknown = sorted(set(policies) - set(POLICIES))
+    if unknown:
+        raise ValueError(f"--policies: unknown {', '.join(unknown)}; expected {', '.join(POLICIES)}")
+    if "ltr-bw" in policies and args.max_extra_wait_s is None:
+        raise ValueError("--policies ltr-bw needs --max-extra-wait-s")
+    requests = load_requests(
+        args.data,
+        num_requests=args.num_requests,
+        length_scale=args.length_scale,
+        model=args.trace_model,
+        split=args.split,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+    )
+    predictor = load_predictor(args.predictor, args) if any(p.startswith("ltr") for p in policies) else None
+    model = args.model or str(default_model_dir())
+    title = f"{Path(args.data).name}: {len(requests)} requests, model {Path(model).name}, x{args.length_scale} lengths"
+    if predictor is not None:
+        title += f", predictor {predictor.info.name}"
+    config = BenchConfig(policies, parse_rates(args.request_rate), args.cv, args.max_extra_wait_s, args.seed, title)
+    options = EngineOptions(
+        model=model,
+        max_num_seqs=args.max_num_seqs,
+        max_model_len=args.max_model_len,
+        max_prompt_tokens=args.max_prompt_tokens,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        seed=args.seed,
+    )
+    results = run_benchmark(requests, config, options, predictor)
+    Path(args.output).write_text(json.dumps(results, indent=2))
+    print(table(results))
+    if args.plot:
+        plot(results, args.plot)
+    print(f"wrote {args.output}" + (f" and {args.plot}" if args.plot else ""), file=sys.stderr)
+    return 0

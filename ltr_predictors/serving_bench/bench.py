@@ -1,0 +1,86 @@
+"""`run_benchmark`: every policy at every rate on one engine, with a progress bar; returns `results.json`'s data.
+
+Schema: `{"config": {...}, "policies": {policy: metrics}}` for the first rate (the schema the issue fixes), and
+`"by_rate": {rate: {"policies": {...}, "oracle_gain_captured": {...}, "latencies": {policy: [...]}}}` for all.
+`metrics` = `{completed, expected, latency, ttft, tpot, normalized_latency: {mean, p50, p90, p99, max},
+longest_wait_s, throughput_rps, throughput_tokens_per_s, makespan_s}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..vllm.middleware import ScoresPrompts
+from .metrics import oracle_gain_captured, policy_metrics
+from .runner import BenchEngine, EngineOptions, priority_function
+from .tiny_lm import build_tiny_causal_lm
+from .workload import BenchRequest, arrival_offsets, rate_label
+
+WARMUP_REQUESTS = 4
+
+
+@dataclass
+class BenchConfig:
+    policies: list[str]
+    rates: list[str | float]
+    cv: float = 1.0
+    max_extra_wait_s: float | None = None
+    seed: int = 0
+    title: str = ""
+
+
+def default_model_dir() -> Path:
+    """Where the tiny random causal LM is built (under HF_HOME)."""
+    home = Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser()
+    return build_tiny_causal_lm(home / "ltr-predictors" / "tiny-causal-lm")
+
+
+def run_benchmark(
+    requests: list[BenchRequest],
+    config: BenchConfig,
+    engine_options: EngineOptions,
+    predictor: ScoresPrompts | None,
+) -> dict[str, Any]:
+    engine = BenchEngine(engine_options)
+    try:
+        return asyncio.run(_run(engine, requests, config, predictor))
+    finally:
+        engine.shutdown()
+        del engine  # vLLM's own finalizer must run now, not at interpreter exit
+
+
+async def _run(
+    engine: BenchEngine, requests: list[BenchRequest], config: BenchConfig, predictor: ScoresPrompts | None
+) -> dict[str, Any]:
+    warmup = [BenchRequest(-1 - i, r.prompt, 4) for i, r in enumerate(requests[:WARMUP_REQUESTS])]
+    await engine.run(warmup, [0.0] * len(warmup), priority_function("fcfs"), lambda: None)
+    by_rate: dict[str, Any] = {}
+    total = len(requests) * len(config.policies) * len(config.rates)
+    with tqdm(total=total, desc="bench", unit="req") as bar:
+        for rate in config.rates:
+            offsets = arrival_offsets(len(requests), rate, config.cv, config.seed)
+            policies: dict[str, Any] = {}
+            latencies: dict[str, list[float]] = {}
+            for policy in config.policies:
+                bar.set_postfix(rate=rate_label(rate), policy=policy)
+                priority = priority_function(
+                    policy, predictor=predictor, max_extra_wait_s=config.max_extra_wait_s, seed=config.seed
+                )
+                timings, makespan = await engine.run(requests, offsets, priority, lambda: bar.update(1))
+                policies[policy] = policy_metrics(timings, len(requests), makespan)
+                latencies[policy] = [t.latency for t in timings]
+            gains = {p: oracle_gain_captured(policies, p) for p in config.policies if p.startswith("ltr")}
+            by_rate[rate_label(rate)] = {"policies": policies, "oracle_gain_captured": gains, "latencies": latencies}
+    first = next(iter(by_rate.values()))
+    return {
+        "config": {**asdict(config), "engine": asdict(engine.options), "num_requests": len(requests)},
+        "policies": first["policies"],
+        "oracle_gain_captured": first["oracle_gain_captured"],
+        "by_rate": by_rate,
+    }

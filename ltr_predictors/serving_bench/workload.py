@@ -1,0 +1,87 @@
+"""The replayed workload: which prompts, how many output tokens each must produce, and when each arrives.
+
+Every policy replays exactly the same requests at exactly the same offsets. Lengths are the trace's recorded
+output lengths (mean of the samples), scaled by `length_scale` for small machines, at least 1 token. Arrivals are
+a burst (all at t=0) or a gamma process at `rate` requests/s with coefficient of variation `cv` (cv=1: Poisson),
+as in vllm-ltr's `benchmark_serving_real.py`.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..splits import split_of
+from ..traces import TraceFormatError, read_trace
+
+BURST = "burst"
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    index: int
+    prompt: str
+    output_tokens: int
+
+
+def load_requests(
+    path: str | Path,
+    *,
+    num_requests: int | None,
+    length_scale: float,
+    model: str | None = None,
+    split: str | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+) -> list[BenchRequest]:
+    """Records of the trace (optionally one target `model`, and only prompts of the hash `split` that training
+    used, so that a predictor is benchmarked on prompts it never saw), a seeded sample of `num_requests`."""
+    if length_scale <= 0:
+        raise ValueError(f"--length-scale must be > 0, got {length_scale}")
+    records = read_trace(path, model=model)
+    if split is not None:
+        records = [r for r in records if split_of(r.prompt, val_fraction, test_fraction) == split]
+        if not records:
+            raise TraceFormatError(f"{path}: no record in split {split!r}")
+    if num_requests is not None and num_requests < len(records):
+        records = random.Random(seed).sample(records, num_requests)
+    return [
+        BenchRequest(index, record.prompt, max(1, round(record.length * length_scale)))
+        for index, record in enumerate(records)
+    ]
+
+
+def parse_rates(text: str) -> list[str | float]:
+    """`burst`, or comma-separated request rates (requests/s), possibly mixed: `burst,4,8`."""
+    rates: list[str | float] = []
+    for item in (part.strip() for part in text.split(",")):
+        if item == BURST:
+            rates.append(BURST)
+            continue
+        try:
+            rate = float(item)
+        except ValueError as exc:
+            raise ValueError(f"--request-rate: {item!r} is neither 'burst' nor a number") from exc
+        if rate <= 0:
+            raise ValueError(f"--request-rate: {rate} must be > 0")
+        rates.append(rate)
+    return rates
+
+
+def arrival_offsets(count: int, rate: str | float, cv: float = 1.0, seed: int = 0) -> list[float]:
+    """Seconds after the start at which each request is sent."""
+    if rate == BURST:
+        return [0.0] * count
+    if cv <= 0:
+        raise ValueError(f"--cv must be > 0, got {cv}")
+    shape = 1.0 / (cv * cv)
+    gaps = np.random.default_rng(seed).gamma(shape, 1.0 / (float(rate) * shape), size=count)
+    return np.concatenate([[0.0], np.cumsum(gaps[:-1])]).tolist() if count else []
+
+
+def rate_label(rate: str | float) -> str:
+    return rate if isinstance(rate, str) else f"{rate:g}"

