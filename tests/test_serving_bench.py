@@ -43,7 +43,8 @@ def test_load_requests_scales_samples_and_splits(tmp_path: Path) -> None:
     rows = [{"prompt": f"prompt {i}", "output_tokens": [i, i + 2], "model": "a" if i % 2 else "b"} for i in range(40)]
     trace.write_text("\n".join(json.dumps(r) for r in rows))
     requests = load_requests(trace, num_requests=None, length_scale=0.5, model="a")
-    assert [r.output_tokens for r in requests][:3] == [1, 2, 3]  # odd i: mean (i + 1) * 0.5
+    lengths = sorted(r.output_tokens for r in requests)
+    assert lengths[:3] == [1, 2, 3] and len(lengths) == 20  # odd i: mean (i + 1) * 0.5, shuffled
     assert len(load_requests(trace, num_requests=5, length_scale=1.0, seed=3)) == 5
     test_only = load_requests(trace, num_requests=None, length_scale=1.0, split="test", test_fraction=0.3)
     from ltr_predictors.splits import split_of

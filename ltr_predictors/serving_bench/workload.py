@@ -39,7 +39,7 @@ def load_requests(
     seed: int = 0,
 ) -> list[BenchRequest]:
     """Records of the trace (optionally one target `model`, and only prompts of the hash `split` that training
-    used, so that a predictor is benchmarked on prompts it never saw), a seeded sample of `num_requests`."""
+    used, so that a predictor is benchmarked on prompts it never saw), shuffled, at most `num_requests`."""
     if length_scale <= 0:
         raise ValueError(f"--length-scale must be > 0, got {length_scale}")
     records = read_trace(path, model=model)
@@ -47,8 +47,9 @@ def load_requests(
         records = [r for r in records if split_of(r.prompt, val_fraction, test_fraction) == split]
         if not records:
             raise TraceFormatError(f"{path}: no record in split {split!r}")
-    if num_requests is not None and num_requests < len(records):
-        records = random.Random(seed).sample(records, num_requests)
+    # A seeded shuffle even when all records are kept: trace files are often grouped (by dataset, by length),
+    # and the order of a burst is the FCFS order.
+    records = random.Random(seed).sample(records, min(num_requests or len(records), len(records)))
     return [
         BenchRequest(index, record.prompt, max(1, round(record.length * length_scale)))
         for index, record in enumerate(records)
