@@ -44,11 +44,14 @@ class Trainable(Protocol):
 
 
 class LexicalRanker(torch.nn.Module):
-    """Sparse linear head: `EmbeddingBag` sum of feature weights plus a bias, zero-initialised."""
+    """Sparse linear head: `EmbeddingBag` sum of feature weights plus a bias, zero-initialised.
+
+    The bag has sparse gradients: a step touches only the rows of the batch's features (see `make_optimizers`).
+    """
 
     def __init__(self, dim: int, num_labels: int) -> None:
         super().__init__()
-        self.bag = torch.nn.EmbeddingBag(dim, num_labels, mode="sum")
+        self.bag = torch.nn.EmbeddingBag(dim, num_labels, mode="sum", sparse=True)
         torch.nn.init.zeros_(self.bag.weight)
         self.bias = torch.nn.Parameter(torch.zeros(num_labels))
 

@@ -4,6 +4,7 @@ save/load round trips, determinism under a seed, data readers with auxiliary tar
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import math
 import random
@@ -228,7 +229,7 @@ def test_auxiliary_targets_blend_and_label_unanswered_prompts(tmp_path: Path) ->
     aux_only = [e for e in examples if e.target is None]
     assert len(aux_only) == 10 and all(e.length > 0 for e in aux_only)
     ordered = sorted(examples, key=lambda e: int(e.prompt.split()[1]))
-    assert all(a.length < b.length for a, b in zip(ordered, ordered[1:], strict=False))  # B's order carries over
+    assert all(a.length < b.length for a, b in itertools.pairwise(ordered))  # B's order carries over
 
 
 def test_files_joined_by_id_and_hash_splits(tmp_path: Path) -> None:

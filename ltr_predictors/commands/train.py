@@ -115,6 +115,8 @@ def heldout_metrics(trainable: Trainable, loss: LossSpec, test: list[Example]) -
     metrics = {}
     for source in sorted({e.source or "" for e in test}):
         part = [e for e in test if e.source == source and e.target is not None]
+        if not part:
+            continue
         scores = scores_of(trainable, trainable.encode([e.prompt for e in part]), loss)
         metrics[source] = {"n": len(part), "kendall_tau": kendall(scores, [e.target or 0.0 for e in part])}
     return metrics
