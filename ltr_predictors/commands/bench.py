@@ -31,7 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--test-fraction", type=float, default=0.1)
     parser.add_argument("--max-num-seqs", type=int, default=8)
     parser.add_argument("--max-model-len", type=int, default=2048)
-    parser.add_argument("--max-prompt-tokens", type=int, default=512)
+    parser.add_argument("--max-prompt-tokens", type=int, default=256, help="truncate prompts (target tokens)")
+    parser.add_argument(
+        "--prefix-caching", action="store_true", help="keep vLLM's prefix cache (off: each policy starts cold)"
+    )
     parser.add_argument("--gpu-memory-utilization", type=float, default=None, help="default 0.85 GPU, 0.1 CPU")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", required=True, help="results.json")
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         max_model_len=args.max_model_len,
         max_prompt_tokens=args.max_prompt_tokens,
         gpu_memory_utilization=args.gpu_memory_utilization,
+        prefix_caching=args.prefix_caching,
         seed=args.seed,
     )
     results = run_benchmark(requests, config, options, predictor)

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.predictor, args)
     scored = middleware_cost(predictor, prompts, args.concurrency)
     hook = scheduler_hook_cost(args.waiting, args.new_per_step)
+    hook_scored = scheduler_hook_cost(args.waiting, args.new_per_step, scorer=predictor)
     print(f"middleware, {len(prompts)} requests ({predictor.info.name}):")
     print(f"  scoring excluded: {bare.sequential_ms:.3f} ms alone, {bare.concurrent_ms:.3f} ms/request "
           f"at {args.concurrency} concurrent")  # fmt: skip
@@ -36,5 +37,6 @@ def run(args: argparse.Namespace) -> int:
           f"at {args.concurrency} concurrent")  # fmt: skip
     print(f"scheduler hook, {hook.waiting} waiting requests:")
     print(f"  per schedule() call, nothing new: {hook.idle_us:.1f} us")
-    print(f"  per schedule() call with {hook.new_requests} new requests (scoring excluded): {hook.with_new_us:.1f} us")
+    for label, cost in (("excluded", hook), ("included", hook_scored)):
+        print(f"  per schedule() call, {cost.new_requests} new requests (scoring {label}): {cost.with_new_us:.1f} us")
     return 0

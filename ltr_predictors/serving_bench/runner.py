@@ -30,9 +30,10 @@ class EngineOptions:
     model: str
     max_num_seqs: int = 8
     max_model_len: int = 2048
-    max_prompt_tokens: int = 512
+    max_prompt_tokens: int = 256
     gpu_memory_utilization: float | None = None
     enforce_eager: bool = True
+    prefix_caching: bool = False  # on, the policy run first would warm the cache for every later one
     seed: int = 0
 
 
@@ -54,6 +55,7 @@ class BenchEngine:
             max_model_len=options.max_model_len,
             gpu_memory_utilization=memory,
             enforce_eager=options.enforce_eager,
+            enable_prefix_caching=options.prefix_caching,
             seed=options.seed,
             disable_log_stats=False,
         )

@@ -87,21 +87,25 @@ class SchedulerHookCost:
     waiting: int
     idle_us: float  # per schedule() call with nothing new
     new_requests: int
-    with_new_us: float  # per schedule() call that scores and re-keys `new_requests` (scoring excluded)
+    with_new_us: float  # per schedule() call that scores and re-keys `new_requests`
 
 
 class _Waiting:
     name = "WAITING"
 
 
-def scheduler_hook_cost(waiting: int = 10_000, new_requests: int = 8, calls: int = 200) -> SchedulerHookCost:
-    """Hook cost on vLLM's own `PriorityRequestQueue` when vLLM is installed, else on an equivalent heap."""
+def scheduler_hook_cost(
+    waiting: int = 10_000, new_requests: int = 8, calls: int = 200, scorer: ScoresPrompts | None = None
+) -> SchedulerHookCost:
+    """Hook cost on vLLM's own `PriorityRequestQueue` when vLLM is installed, else on an equivalent heap.
+    `scorer=None` excludes scoring (a constant predictor); prompts are 16 tokens detokenised to text."""
     queue = _priority_queue()
     settings = HookSettings(starvation_steps=1_000_000)
-    hook = WaitingScorer(settings, ConstantScorer().score, lambda ids: "x" * len(ids))
+    words = [f"word{i} " for i in range(256)]
+    hook = WaitingScorer(settings, (scorer or ConstantScorer()).score, lambda ids: "".join(words[i] for i in ids))
     now = time.time()
     for index in range(waiting):
-        request = _Request([1] * 16, now + index * 1e-4, status=_Waiting())
+        request = _Request(_ids(index), now + index * 1e-4, status=_Waiting())
         hook.on_add(request)
         queue.add_request(request)
     while hook.pending:  # score the initial backlog (max_score_per_step at a time)
@@ -113,13 +117,17 @@ def scheduler_hook_cost(waiting: int = 10_000, new_requests: int = 8, calls: int
     total = 0.0
     for call in range(calls // 10):
         for index in range(new_requests):
-            request = _Request([1] * 16, now + 10 + call + index * 1e-4, status=_Waiting())
+            request = _Request(_ids(call * 100 + index), now + 10 + call + index * 1e-4, status=_Waiting())
             hook.on_add(request)
             queue.add_request(request)
         start = time.perf_counter()
         hook.before_schedule(queue)
         total += time.perf_counter() - start
     return SchedulerHookCost(len(queue), idle * 1e6, new_requests, total / (calls // 10) * 1e6)
+
+
+def _ids(seed: int) -> list[int]:
+    return [(seed * 31 + k * 7) % 256 for k in range(16)]
 
 
 def _priority_queue() -> Any:
