@@ -196,12 +196,22 @@ def write_predictor(
     license_block: dict[str, Any],
     provenance: dict[str, Any],
 ) -> Path:
-    """Save the trained weights in the seed layout plus `ltr_config.json`; returns the folder."""
+    """Save the trained weights in the seed layout plus `ltr_config.json`; returns the folder.
+
+    A transformers rank head is saved negated (`higher_is_shorter`, as vllm-ltr's scheduler expects: it runs the
+    highest logit first), so the folder also schedules correctly in vllm-ltr; our loader reads the direction.
+    """
     folder = Path(folder)
     weights = folder / WEIGHTS_SUBDIR
     weights.mkdir(parents=True, exist_ok=True)
-    scorer = trainable.scorer()
-    scorer.save(weights)
+    flip = trainable.backend == "transformers" and loss.mtype == "rank"
+    if flip:
+        _negate_head(trainable.module)
+    try:
+        trainable.scorer().save(weights)
+    finally:
+        if flip:
+            _negate_head(trainable.module)
     UsageConfig(
         pred_model=trainable.pred_model,
         num_labels=loss.num_labels,
@@ -211,12 +221,22 @@ def write_predictor(
     ).save(folder)
     LTRConfig(
         backend=trainable.backend,
-        score_direction="higher_is_longer",
+        score_direction="higher_is_shorter" if flip else "higher_is_longer",
         buckets=loss.buckets if loss.mtype == "class" else None,
         license=license_block,
         provenance={**provenance, "environment": _environment()},
     ).save(folder)
     return folder
+
+
+def _negate_head(module: torch.nn.Module) -> None:
+    """Negate the last one-output linear layer (BERT's `classifier`, OPT's `score`): the logit changes sign."""
+    heads = [m for m in module.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 1]
+    if not heads:
+        raise ValueError(f"{type(module).__name__}: no one-output linear head to negate")
+    with torch.no_grad():
+        for param in heads[-1].parameters():
+            param.neg_()
 
 
 def _environment() -> dict[str, str]:

@@ -171,6 +171,11 @@ def test_saved_predictor_loads_and_scores_identically(backbone: str, tmp_path: P
     loaded = LengthPredictor.from_pretrained(folder)
     np.testing.assert_allclose(loaded.score(prompts), expected, rtol=1e-6, atol=1e-6)
     assert loaded.info.provenance["recipe"] == "test"
+    usage = json.loads((folder / "usage_config.json").read_text())["model"]
+    assert set(usage) == {"pred_model", "num_labels", "mtype", "activation", "path", "max_length", "max_batch_size"}
+    if backbone == "bert":  # vllm-ltr reads raw logits as higher = shorter: the saved head must say so
+        assert loaded.info.score_direction == "higher_is_shorter"
+        np.testing.assert_allclose(loaded.scorer.raw(prompts)[:, 0], -expected, rtol=1e-6, atol=1e-6)
     assert loaded.info.license.license == "apache-2.0"
     if backbone == "lexical":
         assert loaded.info.backend == "lexical"
