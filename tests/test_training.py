@@ -303,3 +303,12 @@ def test_train_and_eval_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     printed = capsys.readouterr().out
     assert "| predictor | data |" in printed and (tmp_path / "cmp.png").stat().st_size > 0
     assert float(printed.strip().splitlines()[-1].split("=")[1]) > 0.8
+
+
+def test_vllm_ltr_traces_are_counted_with_a_tokenizer(tmp_path: Path) -> None:
+    trace = tmp_path / "vllm-ltr.jsonl"
+    trace.write_text("".join(json.dumps({"prompt": f"q{i}", "generated": "word " * i}) + "\n" for i in range(1, 6)))
+    examples = read_examples(DataSource(path=str(trace)), count_tokens=lambda text: len(text.split()))
+    assert [e.length for e in examples] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    with pytest.raises(ValueError, match="length tokenizer"):
+        read_examples(DataSource(path=str(trace)))
