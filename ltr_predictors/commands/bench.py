@@ -36,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--prefix-caching", action="store_true", help="keep vLLM's prefix cache (off: each policy starts cold)"
     )
     parser.add_argument("--gpu-memory-utilization", type=float, default=None, help="default 0.85 GPU, 0.1 CPU")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds over the policies (rotated order), pooled")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", required=True, help="results.json")
     parser.add_argument("--plot", default=None, help="results.png: latency vs rate and latency CDF")
@@ -64,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
     title = f"{Path(args.data).name}: {len(requests)} requests, model {Path(model).name}, x{args.length_scale} lengths"
     if predictor is not None:
         title += f", predictor {predictor.info.name}"
-    config = BenchConfig(policies, parse_rates(args.request_rate), args.cv, args.max_extra_wait_s, args.seed, title)
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    config = BenchConfig(
+        policies, parse_rates(args.request_rate), args.cv, args.max_extra_wait_s, args.seed, title, args.repeats
+    )
     options = EngineOptions(
         model=model,
         max_num_seqs=args.max_num_seqs,

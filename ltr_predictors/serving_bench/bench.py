@@ -17,7 +17,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..vllm.middleware import ScoresPrompts
-from .metrics import oracle_gain_captured, policy_metrics
+from .metrics import RequestTiming, oracle_gain_captured, policy_metrics
 from .runner import BenchEngine, EngineOptions, priority_function
 from .tiny_lm import build_tiny_causal_lm
 from .workload import BenchRequest, arrival_offsets, rate_label
@@ -33,6 +33,7 @@ class BenchConfig:
     max_extra_wait_s: float | None = None
     seed: int = 0
     title: str = ""
+    repeats: int = 1  # rounds over all policies, in rotated order; figures pool every round
 
 
 def default_model_dir() -> Path:
@@ -61,20 +62,26 @@ async def _run(
     warmup = [BenchRequest(-1 - i, r.prompt, 4) for i, r in enumerate(requests[:WARMUP_REQUESTS])]
     await engine.run(warmup, [0.0] * len(warmup), priority_function("fcfs"), lambda: None)
     by_rate: dict[str, Any] = {}
-    total = len(requests) * len(config.policies) * len(config.rates)
+    total = len(requests) * len(config.policies) * len(config.rates) * config.repeats
     with tqdm(total=total, desc="bench", unit="req") as bar:
         for rate in config.rates:
             offsets = arrival_offsets(len(requests), rate, config.cv, config.seed)
-            policies: dict[str, Any] = {}
-            latencies: dict[str, list[float]] = {}
-            for policy in config.policies:
-                bar.set_postfix(rate=rate_label(rate), policy=policy)
-                priority = priority_function(
-                    policy, predictor=predictor, max_extra_wait_s=config.max_extra_wait_s, seed=config.seed
-                )
-                timings, makespan = await engine.run(requests, offsets, priority, lambda: bar.update(1))
-                policies[policy] = policy_metrics(timings, len(requests), makespan)
-                latencies[policy] = [t.latency for t in timings]
+            timings: dict[str, list[RequestTiming]] = {policy: [] for policy in config.policies}
+            makespans = dict.fromkeys(config.policies, 0.0)
+            for round_ in range(config.repeats):  # rotated order: slow spells of a shared machine hit every policy
+                for policy in (
+                    config.policies[round_ % len(config.policies) :] + config.policies[: round_ % len(config.policies)]
+                ):
+                    bar.set_postfix(rate=rate_label(rate), policy=policy, round=round_ + 1)
+                    priority = priority_function(
+                        policy, predictor=predictor, max_extra_wait_s=config.max_extra_wait_s, seed=config.seed
+                    )
+                    done, makespan = await engine.run(requests, offsets, priority, lambda: bar.update(1))
+                    timings[policy] += done
+                    makespans[policy] += makespan
+            expected = len(requests) * config.repeats
+            policies = {p: policy_metrics(timings[p], expected, makespans[p]) for p in config.policies}
+            latencies = {p: [t.latency for t in timings[p]] for p in config.policies}
             gains = {p: oracle_gain_captured(policies, p) for p in config.policies if p.startswith("ltr")}
             by_rate[rate_label(rate)] = {"policies": policies, "oracle_gain_captured": gains, "latencies": latencies}
     first = next(iter(by_rate.values()))
