@@ -146,6 +146,9 @@ def make_trainable(
     """
     torch.manual_seed(seed)
     if backbone == LEXICAL:
+        # sparse steps of a few thousand rows: one thread is fastest, and on a busy CPU extra OpenMP threads
+        # spin-wait for cores (measured: 8 s per step with 2 threads on a loaded 2-core machine, 8 ms with 1)
+        torch.set_num_threads(1)
         return LexicalTrainable(num_labels, max_chars=max_length, hash_dim=hash_dim)
     return TransformerTrainable(backbone, num_labels, max_length)
 
