@@ -64,9 +64,16 @@ class LexicalTrainable:
 
     backend = LEXICAL
 
-    def __init__(self, num_labels: int, max_chars: int, hash_dim: int | None = None) -> None:
-        dim = hash_dim or _power_of_two_at_most(LEXICAL_WEIGHT_BUDGET // num_labels)
-        self.featurizer = LexicalFeaturizer(hash_dim=dim, max_chars=max_chars)
+    def __init__(self, num_labels: int, max_chars: int, options: dict[str, Any] | None = None) -> None:
+        settings = dict(options or {})
+        settings.setdefault("hash_dim", _power_of_two_at_most(LEXICAL_WEIGHT_BUDGET // num_labels))
+        for name in ("char_ngrams", "word_ngrams"):
+            if name in settings:
+                settings[name] = tuple(settings[name])
+        try:
+            self.featurizer = LexicalFeaturizer(max_chars=max_chars, **settings)
+        except TypeError as exc:
+            raise BackboneError(f"lexical options {options}: {exc}") from exc
         self.ranker = LexicalRanker(self.featurizer.dim, num_labels)
         self.module: torch.nn.Module = self.ranker
         self.pred_model: str | None = None
@@ -138,18 +145,18 @@ def resolve_backbone(backbone: str) -> tuple[str, str]:
 
 
 def make_trainable(
-    backbone: str, num_labels: int, max_length: int, hash_dim: int | None = None, seed: int = 0
+    backbone: str, num_labels: int, max_length: int, seed: int = 0, lexical: dict[str, Any] | None = None
 ) -> Trainable:
     """`lexical` or a transformers backbone id/folder (`minilm` for the offline all-MiniLM-L6-v2).
 
-    `seed` fixes the initialisation of any fresh head.
+    `seed` fixes the initialisation of any fresh head; `lexical` holds `LexicalFeaturizer` settings.
     """
     torch.manual_seed(seed)
     if backbone == LEXICAL:
         # sparse steps of a few thousand rows: one thread is fastest, and on a busy CPU extra OpenMP threads
         # spin-wait for cores (measured: 8 s per step with 2 threads on a loaded 2-core machine, 8 ms with 1)
         torch.set_num_threads(1)
-        return LexicalTrainable(num_labels, max_chars=max_length, hash_dim=hash_dim)
+        return LexicalTrainable(num_labels, max_chars=max_length, options=lexical)
     return TransformerTrainable(backbone, num_labels, max_length)
 
 

@@ -58,12 +58,17 @@ NUM_STRUCTURE = len(structure_features(""))
 
 @dataclass
 class LexicalFeaturizer:
-    """Settings of the hashing: `hash_dim` buckets for n-grams, then `NUM_STRUCTURE` dense slots."""
+    """Settings of the hashing: `hash_dim` buckets for n-grams, then `NUM_STRUCTURE` dense slots.
+
+    `edge_words` > 0 adds the first and last that many words tagged with their position (instructions say what
+    they want at their start, and constraints such as "in one sentence" at their end).
+    """
 
     hash_dim: int = 1 << 18
     char_ngrams: tuple[int, ...] = (3, 4, 5)
     word_ngrams: tuple[int, ...] = (1, 2)
     max_chars: int = DEFAULT_MAX_CHARS
+    edge_words: int = 0
 
     @property
     def dim(self) -> int:
@@ -72,7 +77,7 @@ class LexicalFeaturizer:
     def features(self, prompt: str) -> tuple[np.ndarray, np.ndarray]:
         """(indices, values) of one prompt's sparse vector; indices are unique."""
         head = prompt[: self.max_chars].lower()
-        groups = [self._word_hashes(head), self._char_hashes(head)]
+        groups = [self._word_hashes(head), self._char_hashes(head), self._edge_hashes(prompt)]
         indices, values = [], []
         for hashes in groups:
             if len(hashes) == 0:
@@ -107,6 +112,15 @@ class LexicalFeaturizer:
         ]
         return np.fromiter((zlib.crc32(g.encode()) for g in grams), dtype=np.uint64, count=len(grams))
 
+    def _edge_hashes(self, prompt: str) -> np.ndarray:
+        if self.edge_words <= 0:
+            return np.zeros(0, dtype=np.uint64)
+        words = _WORD.findall(prompt[: self.max_chars].lower())
+        tail = _WORD.findall(prompt[-self.max_chars :].lower())
+        tagged = [f"^{i}\x00{w}" for i, w in enumerate(words[: self.edge_words])]
+        tagged += [f"${i}\x00{w}" for i, w in enumerate(reversed(tail[-self.edge_words :]))]
+        return np.fromiter((zlib.crc32(t.encode()) for t in tagged), dtype=np.uint64, count=len(tagged))
+
     def _char_hashes(self, head: str) -> np.ndarray:
         data = np.frombuffer(head.encode("utf-8", "replace"), dtype=np.uint8).astype(np.uint64)
         parts = []
@@ -137,6 +151,7 @@ class LexicalFeaturizer:
                 char_ngrams=tuple(int(n) for n in data["char_ngrams"]),  # type: ignore[attr-defined]
                 word_ngrams=tuple(int(n) for n in data["word_ngrams"]),  # type: ignore[attr-defined]
                 max_chars=int(data["max_chars"]),  # type: ignore[call-overload]
+                edge_words=int(data.get("edge_words", 0)),  # type: ignore[call-overload]
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageConfigError(f"{where}: bad lexical featurizer settings ({exc!r})") from exc

@@ -38,7 +38,7 @@ class Recipe:
     weight_decay: float = 0.01
     seed: int = 0
     max_length: int = 512
-    hash_dim: int | None = None
+    lexical: dict[str, Any] = field(default_factory=dict)  # LexicalFeaturizer settings (hash_dim, edge_words...)
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     max_minutes: float | None = None

@@ -117,7 +117,7 @@ def tiny_bert_backbone(folder: Path) -> Path:
 
 
 def fit(backbone: str, spec: LossSpec, seed: int = 0, epochs: int = 8, lr: float = 0.05, n: int = 1000):
-    trainable = make_trainable(backbone, spec.num_labels, max_length=64, hash_dim=1 << 12, seed=seed)
+    trainable = make_trainable(backbone, spec.num_labels, max_length=64, seed=seed, lexical={"hash_dim": 1 << 12})
     data, test = synthetic(n, seed=1), synthetic(200, seed=2)
     before = kendall(scores_of(trainable, trainable.encode([e.prompt for e in test]), spec), [e.length for e in test])
     config = TrainConfig(loss=spec, epochs=epochs, batch_size=32, lr=lr, weight_decay=0.0, seed=seed)

@@ -74,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
                 if variant.loss == "classification"
                 else None,
             )
-            trainable = make_trainable(variant.backbone, spec.num_labels, variant.max_length, variant.hash_dim)
+            trainable = make_trainable(
+                variant.backbone, spec.num_labels, variant.max_length, variant.seed, variant.lexical
+            )
             started = time.monotonic()
             config = TrainConfig(
                 loss=spec,

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         if recipe.loss == "classification"
         else None,
     )
-    trainable = make_trainable(recipe.backbone, loss.num_labels, recipe.max_length, recipe.hash_dim, recipe.seed)
+    trainable = make_trainable(recipe.backbone, loss.num_labels, recipe.max_length, recipe.seed, recipe.lexical)
     config = TrainConfig(
         loss=loss,
         epochs=recipe.epochs,
@@ -147,7 +147,7 @@ def provenance_of(recipe: Recipe, pred_model: str | None, result: dict[str, Any]
             k: getattr(recipe, k)
             for k in ("loss", "margin", "delta", "buckets", "epochs", "batch_size", "lr", "weight_decay", "max_length")
         }
-        | {"val_fraction": recipe.val_fraction, "test_fraction": recipe.test_fraction},
+        | {"val_fraction": recipe.val_fraction, "test_fraction": recipe.test_fraction, "lexical": recipe.lexical},
         "training": {
             "best_epoch": result["best_epoch"],
             "val_kendall_tau": result["val_kendall_tau"],
