@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..vllm.batcher import MicroBatcher
-from ..vllm.middleware import ScoresPrompts
+from ..vllm.middleware import ScoresPrompts, quiet_scoring
 from ..vllm.priority import LTRPriority
 from .metrics import RequestTiming
 from .workload import BenchRequest
@@ -158,8 +158,7 @@ def priority_function(
         if policy == "ltr-bw" and max_extra_wait_s is None:
             raise ValueError("policy 'ltr-bw' needs --max-extra-wait-s")
         mapper = LTRPriority(max_extra_wait_s if policy == "ltr-bw" else None)
-        scorer = predictor
-        batcher = MicroBatcher(lambda texts: scorer.score(texts), max_batch=batch_size, max_queue=1_000_000)
+        batcher = MicroBatcher(quiet_scoring(predictor), max_batch=batch_size, max_queue=1_000_000)
 
         async def predicted(request: BenchRequest, arrival: float) -> int:
             score = await asyncio.wrap_future(batcher.submit(request.prompt))

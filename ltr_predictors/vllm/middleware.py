@@ -40,6 +40,16 @@ class ScoresPrompts(Protocol):
     def score(self, prompts: Sequence[str]) -> Iterable[float]: ...
 
 
+def quiet_scoring(scorer: ScoresPrompts) -> Callable[[list[str]], Iterable[float]]:
+    """`scorer.score` without the progress bar a `LengthPredictor` shows for large batches (server logs)."""
+    from ..predictor import LengthPredictor
+
+    if isinstance(scorer, LengthPredictor):
+        predictor = scorer
+        return lambda texts: predictor.score(texts, progress=False)
+    return scorer.score
+
+
 def load_scorer(settings: HookSettings) -> ScoresPrompts:
     """The predictor named by `LTR_PREDICTOR` (licenses accepted through `LTR_PREDICTORS_ACCEPT_LICENSES`)."""
     from ..predictor import LengthPredictor
@@ -61,7 +71,7 @@ class LTRPriorityMiddleware:
         scorer = predictor or load_scorer(self.settings)
         self.priority = LTRPriority(self.settings.max_extra_wait_s)
         self.batcher = MicroBatcher(
-            lambda texts: scorer.score(texts),
+            quiet_scoring(scorer),
             max_batch=self.settings.batch_size,
             max_wait_ms=self.settings.batch_wait_ms,
             max_queue=self.settings.queue_size,

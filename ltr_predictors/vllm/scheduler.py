@@ -20,7 +20,7 @@ from typing import Any
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.scheduler import Scheduler
 
-from .middleware import load_scorer
+from .middleware import load_scorer, quiet_scoring
 from .offline import SchedulingPolicyError
 from .scheduler_hook import WaitingScorer
 from .settings import LOGGER_NAME, HookSettings, hook_logger
@@ -47,7 +47,7 @@ class LTRSchedulerMixin:
         hook_logger()
         settings = HookSettings.from_env()
         predictor = load_scorer(settings)
-        self.ltr = WaitingScorer(settings, predictor.score, _detokenizer(self.vllm_config.model_config))
+        self.ltr = WaitingScorer(settings, quiet_scoring(predictor), _detokenizer(self.vllm_config.model_config))
 
     def add_request(self, request: Any) -> None:
         if request.request_id not in self.requests:  # a streaming-input continuation keeps its priority
