@@ -2,7 +2,8 @@
 
 With one predictor and one trace it prints the JSON summary and, last, `kendall_tau=<value>`; with several it
 prints one summary per (predictor, trace) pair, a comparison table (with per-dataset rows and scoring cost per
-prompt) and, with `--plot`, a bar chart. `--split test` keeps only the prompts that recipes hold out by hash.
+prompt, wall-clock and CPU time) and, with `--plot`, a bar chart. `--split test` keeps only the prompts that
+recipes hold out by hash.
 """
 
 from __future__ import annotations
@@ -42,15 +43,16 @@ def run(args: argparse.Namespace) -> int:
     for spec in args.predictor or ["default"]:
         predictor = load_predictor(spec, args)
         for path, records in traces.items():
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             scores = predictor.score([r.prompt for r in records], progress=True)
-            seconds = time.perf_counter() - started
+            seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
             results.append(
                 {
                     "predictor": spec,
                     "data": path,
                     **evaluate_scores(scores, records),
                     "ms_per_prompt": 1000.0 * seconds / max(len(records), 1),
+                    "cpu_ms_per_prompt": 1000.0 * cpu_seconds / max(len(records), 1),
                 }
             )
     if len(results) == 1:
@@ -72,16 +74,19 @@ def _select(records: list[TraceRecord], args: argparse.Namespace) -> list[TraceR
 
 def comparison_table(results: list[dict[str, Any]]) -> str:
     """Markdown table: one row per (predictor, data) and one per dataset inside it."""
-    lines = ["| predictor | data | dataset | n | tau | rho | ms/prompt |", "|---|---|---|---:|---:|---:|---:|"]
+    lines = [
+        "| predictor | data | dataset | n | tau | rho | ms/prompt | CPU ms/prompt |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
     for row in results:
         lines.append(
             f"| {row['predictor']} | {row['data']} | all | {row['n']} | {row['kendall_tau']:.3f} | "
-            f"{row['spearman']:.3f} | {row['ms_per_prompt']:.3f} |"
+            f"{row['spearman']:.3f} | {row['ms_per_prompt']:.3f} | {row['cpu_ms_per_prompt']:.3f} |"
         )
         for name, sub in row.get("per_dataset", {}).items():
             lines.append(
                 f"| {row['predictor']} | {row['data']} | {name} | {sub['n']} | {sub['kendall_tau']:.3f} | "
-                f"{sub['spearman']:.3f} | |"
+                f"{sub['spearman']:.3f} | | |"
             )
     return "\n".join(lines)
 
