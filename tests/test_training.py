@@ -312,3 +312,16 @@ def test_vllm_ltr_traces_are_counted_with_a_tokenizer(tmp_path: Path) -> None:
     assert [e.length for e in examples] == [1.0, 2.0, 3.0, 4.0, 5.0]
     with pytest.raises(ValueError, match="length tokenizer"):
         read_examples(DataSource(path=str(trace)))
+
+
+def test_lexical_featurizer_settings_round_trip_and_edge_words() -> None:
+    from ltr_predictors.lexical import LexicalFeaturizer
+
+    featurizer = LexicalFeaturizer(hash_dim=1 << 10, edge_words=2)
+    assert LexicalFeaturizer.from_dict(featurizer.to_dict(), "test") == featurizer
+    old = {k: v for k, v in featurizer.to_dict().items() if k != "edge_words"}
+    assert LexicalFeaturizer.from_dict(old, "test").edge_words == 0  # files written before the option load
+    plain = LexicalFeaturizer(hash_dim=1 << 10)
+    a, b = "explain gravity briefly", "briefly explain gravity"
+    assert len(featurizer.features(a)[0]) > len(plain.features(a)[0])  # position-tagged first/last words
+    assert not np.array_equal(featurizer.features(a)[0], featurizer.features(b)[0])
