@@ -86,7 +86,7 @@ def build_app(
             return _error_text(exc), "", empty, None, empty, empty, ""
         best = result.taus.sort_values("kendall_tau", ascending=False).iloc[0]
         status = f"OK: scored {len(records)} prompts; best Kendall tau {best['kendall_tau']:.3f} ({best['predictor']})"
-        taus = result.taus.round({"kendall_tau": 4, "p_value": 6, "spearman": 4})
+        taus = result.taus.round({"kendall_tau": 4, "spearman": 4})  # p-values can be tiny: not rounded
         server_note = (
             f"Server model: {server.description} — up to {server.max_num_seqs} sequences per batch, "
             f"decode step {server.step_base_s:.3f} s + {server.step_per_seq_s:.4f} s per running sequence; "
