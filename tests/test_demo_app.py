@@ -45,6 +45,15 @@ def write_tiny_predictor(folder: Path, license_id: str, seed: int) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module", autouse=True)
+def visitor_has_accepted_nothing() -> Iterator[None]:
+    """The page's acceptance step is what these tests check: no license accepted through the environment (CI
+    accepts opt-175b-license for the license-marked tests)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("LTR_PREDICTORS_ACCEPT_LICENSES", raising=False)
+        yield
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("demo-predictors")
