@@ -45,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-length", type=int, default=None, help="tokens (transformers) or characters (lexical)")
     parser.add_argument("--val-fraction", type=float, default=None)
     parser.add_argument("--test-fraction", type=float, default=None, help="prompts never trained on (by hash)")
-    parser.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this")
+    parser.add_argument(
+        "--max-minutes", type=float, default=None, help="stop training after this long (still validates, saves)"
+    )
     parser.add_argument("--out", required=True, help="folder to write the predictor to")
     parser.set_defaults(func=run)
 
