@@ -119,14 +119,12 @@ def run_scoring_bench(
     ids = scorer.tokenize(prompts)
     scorer.raw(prompts[:batch_size])  # warm-up
 
-    order = np.argsort([len(seq) for seq in ids], kind="stable")
     batch_times = []
     start = time.perf_counter()
-    with torch.inference_mode():
-        for begin in tqdm(range(0, len(order), batch_size), desc=f"{shape} batched", unit="batch"):
-            t0 = time.perf_counter()
-            scorer.raw([prompts[i] for i in order[begin : begin + batch_size]])
-            batch_times.append(time.perf_counter() - t0)
+    for idx in tqdm(scorer.batches([len(seq) for seq in ids]), desc=f"{shape} batched", unit="batch"):
+        t0 = time.perf_counter()
+        scorer.raw([prompts[i] for i in idx])
+        batch_times.append(time.perf_counter() - t0)
     batched = time.perf_counter() - start
 
     subset = prompts[: naive_prompts or len(prompts)]

@@ -34,10 +34,12 @@ class TransformerScorer:
         tokenizer: PreTrainedTokenizerBase,
         max_length: int,
         batch_size: int = 32,
+        max_batch_tokens: int = 1024,
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
         if tokenizer.pad_token is None:  # OPT/GPT-2 style tokenizers may have none: batching needs one
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         if getattr(model.config, "pad_token_id", None) is None:
@@ -86,16 +88,33 @@ class TransformerScorer:
         )
         return [seq if seq else [fallback] for seq in ids]
 
+    def batches(self, lengths: list[int]) -> list[np.ndarray]:
+        """Indices grouped shortest first: at most `batch_size` prompts and `max_batch_tokens` padded tokens each.
+
+        Real prompt lengths have a long tail; a fixed count would pad a few short prompts up to the longest one.
+        """
+        order = np.argsort(lengths, kind="stable")
+        groups: list[np.ndarray] = []
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while (
+                end < len(order)
+                and end - start < self.batch_size
+                and (end - start + 1) * lengths[order[end]] <= self.max_batch_tokens
+            ):
+                end += 1
+            groups.append(order[start:end])
+            start = end
+        return groups
+
     def raw(self, prompts: list[str], progress: bool = False) -> np.ndarray:
         """Logits `(len(prompts), num_labels)` in input order."""
         ids = self.tokenize(prompts)
-        order = np.argsort([len(seq) for seq in ids], kind="stable")
         out = np.zeros((len(prompts), self.num_labels), dtype=np.float64)
         device = next(self.model.parameters()).device
-        starts = range(0, len(order), self.batch_size)
         with torch.inference_mode():
-            for start in tqdm(starts, desc="scoring", unit="batch", disable=not progress):
-                idx = order[start : start + self.batch_size]
+            for idx in tqdm(self.batches([len(seq) for seq in ids]), desc="scoring", unit="batch", disable=not progress):
                 batch = self.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
                 logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits
                 out[idx] = logits.float().cpu().numpy()
