@@ -312,9 +312,7 @@ def _license_files(repo: RepoLicense, licenses_dir: Path) -> list[PlannedFile]:
         if item.known and item.info.license:
             files[names[item.subfolder]] = license_text(item.info.license, licenses_dir).encode("utf-8")
     if repo.mixed:
-        rows = [
-            f"| `{f.subfolder}` | {f.info.license or 'unknown'} | `{names[f.subfolder]}` |" for f in repo.folders
-        ]
+        rows = [f"| `{f.subfolder}` | {f.info.license or 'unknown'} | `{names[f.subfolder]}` |" for f in repo.folders]
         index = [
             "# Licenses",
             "",

@@ -114,7 +114,9 @@ class TransformerScorer:
         out = np.zeros((len(prompts), self.num_labels), dtype=np.float64)
         device = next(self.model.parameters()).device
         with torch.inference_mode():
-            for idx in tqdm(self.batches([len(seq) for seq in ids]), desc="scoring", unit="batch", disable=not progress):
+            for idx in tqdm(
+                self.batches([len(seq) for seq in ids]), desc="scoring", unit="batch", disable=not progress
+            ):
                 batch = self.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
                 logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits
                 out[idx] = logits.float().cpu().numpy()

@@ -76,13 +76,23 @@ def test_training_provenance_and_data_licenses_reach_the_card(tmp_path):
     folder = write_seed_predictor(tmp_path / "p", "bert")
     config = {
         "format_version": 1,
-        "license": {"license": "apache-2.0", "data_licenses": [
-            {"source": "castillo", "license": "cc-by-4.0", "attribution": "CASTILLO authors, CC-BY-4.0"}]},
+        "license": {
+            "license": "apache-2.0",
+            "data_licenses": [
+                {"source": "castillo", "license": "cc-by-4.0", "attribution": "CASTILLO authors, CC-BY-4.0"}
+            ],
+        },
         "provenance": {
-            "recipe": "default", "seed": 0, "target_models": ["meta-llama--Llama-3.1-8B-Instruct"],
+            "recipe": "default",
+            "seed": 0,
+            "target_models": ["meta-llama--Llama-3.1-8B-Instruct"],
             "hyperparameters": {"loss": "listmle", "lr": 0.01},
-            "training": {"best_epoch": 3, "val_kendall_tau": 0.4731, "history": [{"epoch": 1.0}],
-                         "test_kendall_tau": {"castillo": {"n": 350, "kendall_tau": 0.41}}},
+            "training": {
+                "best_epoch": 3,
+                "val_kendall_tau": 0.4731,
+                "history": [{"epoch": 1.0}],
+                "test_kendall_tau": {"castillo": {"n": 350, "kendall_tau": 0.41}},
+            },
         },
     }
     (folder / "ltr_config.json").write_text(json.dumps(config))

@@ -39,8 +39,17 @@ NC_BLOCK = {"license": "cc-by-nc-4.0"}  # a BERT predictor whose training data m
 def make_folder(root: Path, name: str, kind: str, license_block: dict | None = None) -> Path:
     folder = root / name
     folder.mkdir(parents=True)
-    usage = {"model": {"pred_model": BACKBONES[kind], "num_labels": 1, "mtype": "rank", "activation": None,
-                       "path": "x/finetuned", "max_length": 32, "max_batch_size": 8}}
+    usage = {
+        "model": {
+            "pred_model": BACKBONES[kind],
+            "num_labels": 1,
+            "mtype": "rank",
+            "activation": None,
+            "path": "x/finetuned",
+            "max_length": 32,
+            "max_batch_size": 8,
+        }
+    }
     (folder / "usage_config.json").write_text(json.dumps(usage))
     if license_block is not None:
         (folder / "ltr_config.json").write_text(json.dumps({"format_version": 1, "license": license_block}))
@@ -82,17 +91,37 @@ REFUSED = [
     ("opt as mit", [("opt", None)], DeclaredLicense("mit"), "noncommercial-weights", "manifest"),
     ("opt as cc-by-4.0", [("opt", None)], DeclaredLicense("cc-by-4.0"), "noncommercial-weights", "manifest"),
     ("opt as unknown hub id", [("opt", None)], DeclaredLicense("bsd-3-clause"), "noncommercial-weights", "manifest"),
-    ("mixed as apache-2.0", [("opt", None), ("bert", None)], DeclaredLicense("apache-2.0"), "noncommercial-weights",
-     "manifest"),
+    (
+        "mixed as apache-2.0",
+        [("opt", None), ("bert", None)],
+        DeclaredLicense("apache-2.0"),
+        "noncommercial-weights",
+        "manifest",
+    ),
     ("mixed as the opt license", [("opt", None), ("bert", None)], OTHER_OPT, "mixed-needs-other", "manifest"),
-    ("bert + nc-bert as cc-by-nc", [("bert", None), ("bert", NC_BLOCK)], DeclaredLicense("cc-by-nc-4.0"),
-     "mixed-needs-other", "manifest"),
-    ("other without link", [("opt", None)], DeclaredLicense("other", "opt-175b-license"), "other-needs-name-and-link",
-     "manifest"),
+    (
+        "bert + nc-bert as cc-by-nc",
+        [("bert", None), ("bert", NC_BLOCK)],
+        DeclaredLicense("cc-by-nc-4.0"),
+        "mixed-needs-other",
+        "manifest",
+    ),
+    (
+        "other without link",
+        [("opt", None)],
+        DeclaredLicense("other", "opt-175b-license"),
+        "other-needs-name-and-link",
+        "manifest",
+    ),
     ("bert as mit", [("bert", None)], DeclaredLicense("mit"), "declared-matches-provenance", "manifest"),
     ("opt alone as mixed", [("opt", None)], MIXED, "declared-matches-provenance", "manifest"),
-    ("provenance says apache on opt", [("opt", {"license": "apache-2.0"})], OTHER_OPT, "declared-matches-provenance",
-     "ltr_config.json"),
+    (
+        "provenance says apache on opt",
+        [("opt", {"license": "apache-2.0"})],
+        OTHER_OPT,
+        "declared-matches-provenance",
+        "ltr_config.json",
+    ),
     ("unknown backbone", [("unknown", None)], DeclaredLicense("apache-2.0"), "unknown-license", "usage_config.json"),
 ]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
-INNER = '''
+INNER = """
 import pytest
 
 @pytest.mark.license("opt-175b-license")
@@ -19,7 +19,7 @@ def test_needs_opt():
 
 def test_plain():
     pass
-'''
+"""
 
 
 def run_inner(tmp_path: Path, accept: str | None) -> subprocess.CompletedProcess[str]:
@@ -29,9 +29,27 @@ def run_inner(tmp_path: Path, accept: str | None) -> subprocess.CompletedProcess
     if accept is not None:
         env["LTR_PREDICTORS_ACCEPT_LICENSES"] = accept
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "license_marker", "-p", "no:cacheprovider", "-rs", "-q",
-         "-W", "ignore::pytest.PytestUnknownMarkWarning", "--rootdir", str(tmp_path), str(tmp_path)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "license_marker",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            "-q",
+            "-W",
+            "ignore::pytest.PytestUnknownMarkWarning",
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
     )
 
 

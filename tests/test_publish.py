@@ -86,16 +86,24 @@ def mixed_zoo(tmp_path) -> dict[str, Path]:
 def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path, bert_pair, capsys):
     manifest = write_manifest(tmp_path / "m.yaml", bert_pair)
     before = tree_digest(tmp_path / "src")
-    with mock.patch.object(HfApi, "create_commit", side_effect=AssertionError("dry run sent a commit")), \
-            mock.patch.object(HfApi, "create_repo", side_effect=AssertionError("dry run created a repo")):
+    with (
+        mock.patch.object(HfApi, "create_commit", side_effect=AssertionError("dry run sent a commit")),
+        mock.patch.object(HfApi, "create_repo", side_effect=AssertionError("dry run created a repo")),
+    ):
         assert main(["--manifest", str(manifest), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert tree_digest(tmp_path / "src") == before
     plan = plan_upload(Manifest.load(manifest))
     for planned in plan.files:  # every file, with its size
         assert planned.path_in_repo in out
-    assert {"README.md", "LICENSE", "pars/LICENSE", "nofilter/LICENSE", "pars/usage_config.json",
-            "pars/finetuned/model.safetensors"} <= {f.path_in_repo for f in plan.files}
+    assert {
+        "README.md",
+        "LICENSE",
+        "pars/LICENSE",
+        "nofilter/LICENSE",
+        "pars/usage_config.json",
+        "pars/finetuned/model.safetensors",
+    } <= {f.path_in_repo for f in plan.files}
     assert "NOTICE" not in {f.path_in_repo for f in plan.files}
     assert "Card YAML:" in out and "license: apache-2.0" in out and "library_name: ltr-predictors" in out
     assert "Dry run: nothing was uploaded." in out
@@ -137,8 +145,9 @@ def test_refusals_stop_before_anything_is_sent(tmp_path, mixed_zoo, bert_pair, c
         err = capsys.readouterr().err
         assert f"{manifest}: declares 'apache-2.0'" in err and "[rule: noncommercial-weights]" in err
 
-        manifest = write_manifest(tmp_path / "link.yaml", bert_pair, license="other", license_name="apache-2.0",
-                                  license_link="LICENSE.txt")
+        manifest = write_manifest(
+            tmp_path / "link.yaml", bert_pair, license="other", license_name="apache-2.0", license_link="LICENSE.txt"
+        )
         assert main(["--manifest", str(manifest)]) == 2
         assert "license_link 'LICENSE.txt' is neither a URL nor a file this upload adds" in capsys.readouterr().err
 
@@ -175,8 +184,13 @@ class LocalGitHubApi:
                 else:
                     target.write_bytes(source)
             sha = self.hub.commit(repo_id, Path(tree), commit_message)
-        return CommitInfo(commit_url=f"{self.endpoint}/{repo_id}/commit/{sha}", commit_message=commit_message,
-                          commit_description="", oid=sha, _endpoint=self.endpoint)
+        return CommitInfo(
+            commit_url=f"{self.endpoint}/{repo_id}/commit/{sha}",
+            commit_message=commit_message,
+            commit_description="",
+            oid=sha,
+            _endpoint=self.endpoint,
+        )
 
 
 def test_published_bert_repo_loads_back_through_olah(tmp_path, bert_pair, local_hub, capsys):
@@ -196,8 +210,14 @@ def test_published_bert_repo_loads_back_through_olah(tmp_path, bert_pair, local_
 
 @pytest.mark.license(OPT)
 def test_mixed_repo_round_trip_with_per_folder_licenses(tmp_path, mixed_zoo, local_hub, monkeypatch):
-    manifest = write_manifest(tmp_path / "m.yaml", mixed_zoo, repo_id="testorg/published-mixed", license="other",
-                              license_name="mixed-licenses", license_link="LICENSE.md")
+    manifest = write_manifest(
+        tmp_path / "m.yaml",
+        mixed_zoo,
+        repo_id="testorg/published-mixed",
+        license="other",
+        license_name="mixed-licenses",
+        license_link="LICENSE.md",
+    )
     plan = plan_upload(Manifest.load(manifest))
     paths = {f.path_in_repo: f for f in plan.files}
     assert {"LICENSE.md", "NOTICE", "opt-rank/LICENSE", "opt-rank/NOTICE", "bert-rank/LICENSE"} <= set(paths)

@@ -1,7 +1,7 @@
 """Publish predictors to the Hugging Face Hub from a manifest: a thin wrapper over `ltr_predictors.publish`.
 
-    python upload_scripts/upload.py --manifest upload_scripts/manifests/seed-zoo.yaml --dry-run
-    python upload_scripts/upload.py --manifest my.yaml      # token from HF_TOKEN or the hf login cache
+python upload_scripts/upload.py --manifest upload_scripts/manifests/seed-zoo.yaml --dry-run
+python upload_scripts/upload.py --manifest my.yaml      # token from HF_TOKEN or the hf login cache
 """
 
 import sys

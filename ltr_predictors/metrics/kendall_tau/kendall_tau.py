@@ -38,7 +38,9 @@ class KendallTau(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references, return_pvalue=False):  # type: ignore[no-untyped-def]
+    def _compute(
+        self, predictions: list[float], references: list[float], return_pvalue: bool = False
+    ) -> dict[str, float]:
         result = kendalltau(predictions, references, variant="b")
         if return_pvalue:
             return {"kendall_tau": float(result.statistic), "p_value": float(result.pvalue)}
