@@ -47,13 +47,16 @@ class ServerModel:
     @classmethod
     def from_file(cls, path: str | Path = DEFAULT_CALIBRATION) -> ServerModel:
         """Read a calibration file. Fields: `max_num_seqs` and either the two step timings (`step_base_s`,
-        `step_per_seq_s`) or `decode_tokens_per_s`, the server's total decode throughput at a full batch (bench
-        results), which gives `step_per_seq_s = 1 / decode_tokens_per_s` and no fixed part."""
+        `step_per_seq_s`) or `decode_tokens_per_s`, the server's total decode throughput at a full batch, which
+        gives `step_per_seq_s = 1 / decode_tokens_per_s` and no fixed part. A saved `ltr-predictors bench`
+        `results.json` works as it is (see `calibration_from_bench`)."""
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise CalibrationError(f"{path}: cannot read a calibration JSON ({exc})") from exc
+        if isinstance(data, dict) and "policies" in data and "config" in data:
+            data = calibration_from_bench(data, str(path))
         if not isinstance(data, dict) or not isinstance(data.get("max_num_seqs"), int) or data["max_num_seqs"] < 1:
             raise CalibrationError(f"{path}: needs a positive integer 'max_num_seqs'")
         if "step_per_seq_s" in data:
@@ -77,6 +80,27 @@ class ServerModel:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def calibration_from_bench(results: dict[str, Any], where: str = "bench results") -> dict[str, Any]:
+    """The server model a `bench` run measured: its `max_num_seqs`, and the decode throughput of a full batch
+    under FCFS (`max_num_seqs / mean TPOT`: every running request gains one token per step)."""
+    try:
+        max_num_seqs = int(results["config"]["engine"]["max_num_seqs"])
+        fcfs = results["policies"]["fcfs"]
+        tpot = float(fcfs["tpot"]["mean"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CalibrationError(
+            f"{where}: bench results need config.engine.max_num_seqs and policies.fcfs.tpot.mean ({exc})"
+        ) from exc
+    if tpot <= 0:
+        raise CalibrationError(f"{where}: policies.fcfs.tpot.mean must be positive, got {tpot}")
+    return {
+        "description": f"ltr-predictors bench: {results['config'].get('title', where)}",
+        "max_num_seqs": max_num_seqs,
+        "decode_tokens_per_s": max_num_seqs / tpot,
+        "provenance": {"bench_config": results["config"], "fcfs_tpot_mean_s": tpot},
+    }
 
 
 def simulate(lengths: ArrayLike, order: ArrayLike, server: ServerModel) -> np.ndarray:

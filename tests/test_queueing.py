@@ -50,3 +50,19 @@ def test_calibration_files(tmp_path: Path) -> None:
     bench.write_text("{not json")
     with pytest.raises(CalibrationError, match=r"bench\.json"):
         ServerModel.from_file(bench)
+
+
+def test_saved_bench_results_calibrate_the_server(tmp_path: Path) -> None:
+    results = {
+        "config": {"engine": {"max_num_seqs": 8}, "title": "tiny engine"},
+        "policies": {"fcfs": {"tpot": {"mean": 0.002, "p50": 0.002}}, "oracle": {"tpot": {"mean": 0.009}}},
+    }
+    saved = tmp_path / "results.json"
+    saved.write_text(json.dumps(results))
+    model = ServerModel.from_file(saved)
+    assert model.max_num_seqs == 8
+    assert model.step_seconds(8) == pytest.approx(0.002)  # a full batch steps once per FCFS TPOT
+    del results["policies"]["fcfs"]
+    saved.write_text(json.dumps(results))
+    with pytest.raises(CalibrationError, match=r"policies\.fcfs\.tpot\.mean"):
+        ServerModel.from_file(saved)
