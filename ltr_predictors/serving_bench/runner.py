@@ -59,7 +59,7 @@ class BenchEngine:
             seed=options.seed,
             disable_log_stats=False,
         )
-        self.engine = AsyncLLM.from_engine_args(args)
+        self.engine: Any = AsyncLLM.from_engine_args(args)
         self.tokenizer = AutoTokenizer.from_pretrained(options.model)
         self._ids = 0
 
@@ -120,7 +120,11 @@ class BenchEngine:
         return RequestTiming(request.index, tokens, first - arrived, end - arrived, _queue_wait(last))
 
     def shutdown(self) -> None:
-        self.engine.shutdown()
+        """Shut the engine down and drop it now, while the interpreter is whole: left to interpreter exit, its
+        `__del__` would run a second shutdown against half-torn-down modules and print a traceback."""
+        engine, self.engine = self.engine, None
+        engine.shutdown()
+        del engine
 
 
 def _queue_wait(output: Any) -> float | None:
