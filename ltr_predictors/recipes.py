@@ -14,6 +14,8 @@ from typing import Any
 import yaml
 
 from .errors import LTRPredictorError
+from .losses import LossSpec, bucket_table
+from .trainer import TrainConfig
 from .training_data import DataSource
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -50,6 +52,22 @@ class Recipe:
         known = {f.name for f in fields(self)}
         updates = {k: v for k, v in values.items() if v is not None and k in known}
         return Recipe(**{**self.__dict__, **updates})
+
+    def loss_spec(self, train_lengths: list[float]) -> LossSpec:
+        """The loss; a classification loss gets its bucket table from the training lengths (for `quantile:N`)."""
+        buckets = bucket_table(self.buckets, train_lengths) if self.loss == "classification" else None
+        return LossSpec(name=self.loss, margin=self.margin, delta=self.delta, buckets=buckets)
+
+    def train_config(self, loss: LossSpec) -> TrainConfig:
+        return TrainConfig(
+            loss=loss,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            seed=self.seed,
+            max_seconds=None if self.max_minutes is None else self.max_minutes * 60,
+        )
 
 
 def recipe_names() -> list[str]:

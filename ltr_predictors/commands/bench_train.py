@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..backbones import make_trainable
-from ..losses import LOSSES, LossSpec, bucket_table
-from ..trainer import TrainConfig, train
+from ..losses import LOSSES
+from ..trainer import train
 from ..training_data import Example, read_examples, split_examples
 from .eval import plot_comparison
 from .train import heldout_metrics, recipe_from_args
@@ -66,28 +66,12 @@ def run(args: argparse.Namespace) -> int:
             variant = recipe.override(loss=loss_name)
             train_set = [e for name in chosen for e in splits[name]["train"]]
             val_set = [e for name in chosen for e in splits[name]["val"]]
-            spec = LossSpec(
-                name=variant.loss,
-                margin=variant.margin,
-                delta=variant.delta,
-                buckets=bucket_table(variant.buckets, [e.length for e in train_set])
-                if variant.loss == "classification"
-                else None,
-            )
+            spec = variant.loss_spec([e.length for e in train_set])
             trainable = make_trainable(
                 variant.backbone, spec.num_labels, variant.max_length, variant.seed, variant.lexical
             )
             started = time.monotonic()
-            config = TrainConfig(
-                loss=spec,
-                epochs=variant.epochs,
-                batch_size=variant.batch_size,
-                lr=variant.lr,
-                weight_decay=variant.weight_decay,
-                seed=variant.seed,
-                max_seconds=None if variant.max_minutes is None else variant.max_minutes * 60,
-            )
-            result = train(trainable, train_set, val_set, config)
+            result = train(trainable, train_set, val_set, variant.train_config(spec))
             metrics = heldout_metrics(trainable, spec, test)
             rows.append(
                 {

@@ -15,9 +15,9 @@ from typing import Any
 
 from ..backbones import LEXICAL, Trainable, make_trainable
 from ..licenses import KNOWN_LICENSES, license_of_backbone
-from ..losses import LOSSES, LossSpec, bucket_table
+from ..losses import LOSSES, LossSpec
 from ..recipes import Recipe, load_recipe, recipe_names
-from ..trainer import TrainConfig, kendall, scores_of, train, write_predictor
+from ..trainer import kendall, scores_of, train, write_predictor
 from ..training_data import DataSource, Example, read_examples, split_examples
 from ._common import length_counter, print_json
 
@@ -78,25 +78,9 @@ def run(args: argparse.Namespace) -> int:
             read_examples(source, root, counter), recipe.val_fraction, recipe.test_fraction
         ).items():
             splits[name].extend(part)
-    loss = LossSpec(
-        name=recipe.loss,
-        margin=recipe.margin,
-        delta=recipe.delta,
-        buckets=bucket_table(recipe.buckets, [e.length for e in splits["train"]])
-        if recipe.loss == "classification"
-        else None,
-    )
+    loss = recipe.loss_spec([e.length for e in splits["train"]])
     trainable = make_trainable(recipe.backbone, loss.num_labels, recipe.max_length, recipe.seed, recipe.lexical)
-    config = TrainConfig(
-        loss=loss,
-        epochs=recipe.epochs,
-        batch_size=recipe.batch_size,
-        lr=recipe.lr,
-        weight_decay=recipe.weight_decay,
-        seed=recipe.seed,
-        max_seconds=None if recipe.max_minutes is None else recipe.max_minutes * 60,
-    )
-    result = train(trainable, splits["train"], splits["val"], config)
+    result = train(trainable, splits["train"], splits["val"], recipe.train_config(loss))
     provenance = provenance_of(recipe, trainable.pred_model, result.__dict__)
     provenance["training"]["test_kendall_tau"] = heldout_metrics(trainable, loss, splits["test"])
     folder = write_predictor(
