@@ -11,6 +11,7 @@ huggingface_hub read them at import time.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,16 @@ TRACE_SOURCES = [("embedded demo pack", "demo"), ("uploaded JSONL/CSV", "upload"
 
 
 def quiet_environment() -> None:
-    """No analytics or telemetry calls from Gradio or huggingface_hub (must run before they are imported)."""
+    """No analytics or telemetry calls from Gradio or huggingface_hub (Gradio must not be imported yet).
+
+    The CLI has already imported huggingface_hub, which read its environment then: its telemetry switch is also set
+    on the loaded module (it is read at call time), unless the user set the variable to something else.
+    """
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    hub_constants = sys.modules.get("huggingface_hub.constants")
+    if hub_constants is not None and os.environ["HF_HUB_DISABLE_TELEMETRY"].lower() in ("1", "true", "yes", "on"):
+        hub_constants.HF_HUB_DISABLE_TELEMETRY = True  # type: ignore[attr-defined]
 
 
 def _error_text(exc: Exception) -> str:
