@@ -8,7 +8,6 @@ or dtype is given. Weights load only from safetensors; remote code is never trus
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -126,6 +125,3 @@ class TransformerScorer:
         """Weights as safetensors (fp32 unless loaded otherwise), config and tokenizer in one folder."""
         self.model.save_pretrained(weights_dir, safe_serialization=True)
         self.tokenizer.save_pretrained(weights_dir)
-
-    def describe(self) -> dict[str, Any]:
-        return {"architecture": type(self.model).__name__, "max_length": self.max_length}
