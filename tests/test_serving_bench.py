@@ -46,6 +46,11 @@ def test_load_requests_scales_samples_and_splits(tmp_path: Path) -> None:
     lengths = sorted(r.output_tokens for r in requests)
     assert lengths[:3] == [1, 2, 3] and len(lengths) == 20  # odd i: mean (i + 1) * 0.5, shuffled
     assert len(load_requests(trace, num_requests=5, length_scale=1.0, seed=3)) == 5
+    capped = load_requests(trace, num_requests=None, length_scale=0.5, max_output_tokens=10, model="a")
+    assert max(r.output_tokens for r in capped) == 5  # min(mean, 10) * 0.5
+    assert sorted(r.output_tokens for r in capped)[:3] == [1, 2, 3]  # short ones untouched
+    with pytest.raises(ValueError, match="max-output-tokens"):
+        load_requests(trace, num_requests=None, length_scale=1.0, max_output_tokens=0)
     test_only = load_requests(trace, num_requests=None, length_scale=1.0, split="test", test_fraction=0.3)
     from ltr_predictors.splits import split_of
 

@@ -25,6 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-extra-wait-s", type=float, default=None, help="bounded wait W of policy ltr-bw")
     parser.add_argument("--model", default=None, help="HF model dir or id (default: a tiny random OPT built here)")
     parser.add_argument("--length-scale", type=float, default=1.0, help="scale recorded output lengths")
+    parser.add_argument(
+        "--max-output-tokens",
+        type=int,
+        default=None,
+        help="cap recorded lengths (a deployment's max_tokens) before scaling",
+    )
     parser.add_argument("--trace-model", default=None, help="keep records whose `model` field is this")
     parser.add_argument("--split", choices=("train", "val", "test"), default=None, help="keep prompts of this split")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="split fractions used by training")
@@ -54,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         args.data,
         num_requests=args.num_requests,
         length_scale=args.length_scale,
+        max_output_tokens=args.max_output_tokens,
         model=args.trace_model,
         split=args.split,
         val_fraction=args.val_fraction,
@@ -63,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.predictor, args) if any(p.startswith("ltr") for p in policies) else None
     model = args.model or str(default_model_dir())
     title = f"{Path(args.data).name}: {len(requests)} requests, model {Path(model).name}, x{args.length_scale} lengths"
+    if args.max_output_tokens:
+        title += f" capped at {args.max_output_tokens} tokens"
     if predictor is not None:
         title += f", predictor {predictor.info.name}"
     if args.repeats < 1:

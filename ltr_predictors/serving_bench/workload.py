@@ -1,7 +1,9 @@
 """The replayed workload: which prompts, how many output tokens each must produce, and when each arrives.
 
 Every policy replays exactly the same requests at exactly the same offsets. Lengths are the trace's recorded
-output lengths (mean of the samples), scaled by `length_scale` for small machines, at least 1 token. Arrivals are
+output lengths (mean of the samples), capped at `max_output_tokens` if given (the `max_tokens` limit every deployment
+sets; vLLM's own `benchmark_serving.py` drops requests whose prompt + output exceed 2,048 tokens), then scaled by
+`length_scale` for small machines, at least 1 token. Arrivals are
 a burst (all at t=0) or a gamma process at `rate` requests/s with coefficient of variation `cv` (cv=1: Poisson),
 as in vllm-ltr's `benchmark_serving_real.py`.
 """
@@ -32,6 +34,7 @@ def load_requests(
     *,
     num_requests: int | None,
     length_scale: float,
+    max_output_tokens: int | None = None,
     model: str | None = None,
     split: str | None = None,
     val_fraction: float = 0.1,
@@ -42,6 +45,9 @@ def load_requests(
     used, so that a predictor is benchmarked on prompts it never saw), shuffled, at most `num_requests`."""
     if length_scale <= 0:
         raise ValueError(f"--length-scale must be > 0, got {length_scale}")
+    if max_output_tokens is not None and max_output_tokens < 1:
+        raise ValueError(f"--max-output-tokens must be >= 1, got {max_output_tokens}")
+    cap = float(max_output_tokens) if max_output_tokens is not None else float("inf")
     records = read_trace(path, model=model)
     if split is not None:
         records = [r for r in records if split_of(r.prompt, val_fraction, test_fraction) == split]
@@ -51,7 +57,7 @@ def load_requests(
     # and the order of a burst is the FCFS order.
     records = random.Random(seed).sample(records, min(num_requests or len(records), len(records)))
     return [
-        BenchRequest(index, record.prompt, max(1, round(record.length * length_scale)))
+        BenchRequest(index, record.prompt, max(1, round(min(record.length, cap) * length_scale)))
         for index, record in enumerate(records)
     ]
 
