@@ -60,10 +60,22 @@ class _Row:
     dataset: str | None
 
 
-def read_examples(
-    source: DataSource, root: Path | None = None, count_tokens: LengthCounter | None = None
-) -> list[Example]:
-    """Examples of one source; file paths are relative to `root` when given."""
+@dataclass
+class Labels:
+    """What one source says about its prompts (keyed by `id` or prompt text): the target model's lengths and, from
+    the other models in the same files, log-length estimates on the target's scale (see `_aux_estimates`)."""
+
+    target_model: str | None
+    prompts: dict[str, str]
+    datasets: dict[str, str | None]
+    targets: dict[str, float]
+    aux: dict[str, float]
+
+
+def read_labels(
+    source: DataSource, root: Path | None = None, count_tokens: LengthCounter | None = None, with_aux: bool = True
+) -> Labels:
+    """The target model's lengths of one source, and the other models' estimates when `with_aux`."""
     main_path = _resolve(source.path, root)
     rows = list(_read_rows(main_path, source.target, count_tokens))
     aux_rows = [row for path in source.aux for row in _read_rows(_resolve(path, root), source.target, count_tokens)]
@@ -81,23 +93,31 @@ def read_examples(
         known = sorted(str(m) for m in by_model)
         raise TraceFormatError(f"{main_path}: no records for target model {target_model!r}; models: {known}")
     targets = by_model.pop(target_model)
-    aux = _aux_estimates(targets, by_model) if by_model and (source.aux_weight > 0 or source.aux_only) else {}
+    aux = _aux_estimates(targets, by_model) if by_model and with_aux else {}
+    return Labels(target_model, prompts, datasets, targets, aux)
+
+
+def read_examples(
+    source: DataSource, root: Path | None = None, count_tokens: LengthCounter | None = None
+) -> list[Example]:
+    """Examples of one source; file paths are relative to `root` when given."""
+    labels = read_labels(source, root, count_tokens, with_aux=source.aux_weight > 0 or source.aux_only)
     examples = []
-    for key in sorted(set(targets) | (set(aux) if source.aux_only else set())):
-        if key not in prompts:
+    for key in sorted(set(labels.targets) | (set(labels.aux) if source.aux_only else set())):
+        if key not in labels.prompts:
             continue
-        raw = targets.get(key)
+        raw = labels.targets.get(key)
         examples.append(
             Example(
-                prompt=prompts[key],
-                length=_blend(raw, aux.get(key), source.aux_weight),
+                prompt=labels.prompts[key],
+                length=_blend(raw, labels.aux.get(key), source.aux_weight),
                 target=raw,
-                dataset=datasets.get(key),
+                dataset=labels.datasets.get(key),
                 source=source.name or source.path,
             )
         )
     if not examples:
-        raise TraceFormatError(f"{main_path}: no examples for target model {target_model!r}")
+        raise TraceFormatError(f"{_resolve(source.path, root)}: no examples for target model {labels.target_model!r}")
     return examples
 
 
