@@ -79,7 +79,11 @@ class LexicalTrainable:
         self.pred_model: str | None = None
 
     def encode(self, prompts: list[str]) -> list[Any]:
-        return [self.featurizer.features(p) for p in prompts]
+        if not prompts:
+            return []
+        indices, values, offsets = self.featurizer.batch(prompts)
+        ends = [*offsets[1:].tolist(), len(indices)]
+        return [(indices[start:end], values[start:end]) for start, end in zip(offsets.tolist(), ends, strict=True)]
 
     def forward(self, encoded: list[Any]) -> torch.Tensor:
         lengths = [len(idx) for idx, _ in encoded]
