@@ -6,16 +6,11 @@ structure features of the whole prompt (log length in characters, words and line
 and code-like characters). The head is one weight row per hashed feature and output, so the weights fit in a
 safetensors file of about 1 MB and scoring runs thousands of prompts per second on one core with numpy alone.
 
-`LexicalFeaturizer.batch` featurizes a whole batch with numpy, with no Python loop over tokens or n-grams: the
-heads' characters are classified through a table (word, space or other, as `_WORD` splits text), the CRC-32 of
-every token is computed for all tokens at once and combined into the n-grams' CRC-32 (`_crc_shift`), the
-character hashes run over all heads in one buffer, and each prompt's bucket keys are sorted once to be counted.
-The features are the same, bit for bit, as hashing each gram string with `zlib.crc32` and counting with
-`np.unique` prompt by prompt (`tests/test_lexical.py` keeps that reference). The large arrays of a batch live in a
-per-thread arena (`_Arena`) that later batches reuse, because touching fresh memory costs more than the arithmetic
-done in it; batches are cut at `_CHUNK_CHARS` characters, which bounds the arena at about 20 MB for text of
-one-byte characters (about 50 MB for Chinese). A batch costs about 0.06 ms of CPU a prompt, a third of
-it numpy's sort of each prompt's keys; one prompt alone about 0.5 ms.
+`LexicalFeaturizer.batch` featurizes a whole batch at once with the numpy kernels of `lexical_kernels` (character
+classes, token spans, CRC-32 of many spans, a per-thread arena), then sorts each prompt's bucket keys once to count
+them. The features are the same, bit for bit, as the per-prompt reference in `tests/test_lexical.py`. Batches are
+cut at `_CHUNK_CHARS` head characters, which bounds the arena at about 20 MB for text of one-byte characters (about
+50 MB for Chinese). A batch costs about 0.06 ms of CPU a prompt; one prompt alone about 0.5 ms.
 
 Layout inside `finetuned/`: `model.safetensors` (`weight` `(dim, num_labels)` float32, `bias` `(num_labels,)`)
 and `lexical_config.json` (the featurizer's settings). `usage_config.json`'s `max_length` is the number of
@@ -26,164 +21,45 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
-import threading
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from numpy.typing import DTypeLike
 from tqdm.auto import tqdm
 
 from .errors import UsageConfigError
+from .lexical_kernels import (
+    ARENA,
+    WORD,
+    crc_shift,
+    crc_spans,
+    segment_starts,
+    text_classes,
+    text_counts,
+    token_spans,
+    without,
+)
 
 LEXICAL_CONFIG_NAME = "lexical_config.json"
 WEIGHTS_NAME = "model.safetensors"
 DEFAULT_MAX_CHARS = 2048
 NUM_STRUCTURE = 7
-_WORD = re.compile(r"\w+|[^\w\s]")
 _PRIME = np.uint64(1099511628211)
 _GOLDEN = 0x9E3779B97F4A7C15
-_DIGITS = "0123456789"
-_CODE_CHARS = "{}()[];=<>_/\\`$#"
 # n-gram groups, each L2-normalised on its own: a prompt's key for a bucket of a group is `bucket << 2 | group`
 _WORD_GROUP, _CHAR_GROUP, _EDGE_GROUP = 0, 1, 2  # 3: the structure features' keys
-_CRC_STEPS, _CRC_SPANS = 48, 32  # a token's CRC-32 is computed in numpy for at most 48 bytes, with 32 others
-_SHIFT_CAP = 64  # the CRC shift tables cover up to this many bytes; longer shifts chain them
-_CHUNK_CHARS = 1 << 17  # head characters featurized together: bounds the memory kept for reuse (`_Arena`)
+_CHUNK_CHARS = 1 << 17  # head characters featurized together: bounds the memory kept for reuse (`ARENA`)
 _ARENA_PER_CHAR = 128  # about what a batch takes from the arena per head character
-
-# One byte per code point, filled in on first sight: bits 0-1 the token class (how `_WORD` splits text), bits
-# 2-4 the structure class (0 none, 1 digit, 2 code character, 3 "?", 4 newline).
-_SPACE, _WORDCHAR, _OTHER, _UNKNOWN = 0, 1, 2, 255
-_CLASSES = np.full(0x110000, _UNKNOWN, dtype=np.uint8)
-
-
-def _classify(code_point: int) -> int:
-    char = chr(code_point)
-    token = _SPACE if _WORD.fullmatch(char) is None else _WORDCHAR if _WORD.fullmatch(char * 2) else _OTHER
-    kind = 1 if char in _DIGITS else 2 if char in _CODE_CHARS else 3 if char == "?" else 4 if char == "\n" else 0
-    return token | kind << 2
-
-
-def _code_points(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-
-
-def _classes(code_points: np.ndarray) -> np.ndarray:
-    """The class byte of every code point."""
-    classes = _CLASSES[code_points]
-    unknown = classes == _UNKNOWN
-    if unknown.any():
-        for code_point in set(code_points[unknown].tolist()):
-            _CLASSES[code_point] = _classify(code_point)
-        classes = _CLASSES[code_points]
-    return classes
-
-
-def _text_classes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The class bytes of the texts' code points, and where each text starts (then the total)."""
-    return _classes(_code_points("".join(texts))), _segment_starts(np.fromiter(map(len, texts), dtype=np.int64))
-
-
-def _segment_starts(lengths: np.ndarray) -> np.ndarray:
-    """Where each of consecutive segments of these lengths starts, then the total."""
-    out = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=out[1:])
-    return out
-
-
-class _Arena(threading.local):
-    """Memory a thread reuses from batch to batch for the batch's large arrays: fresh memory costs a page fault
-    per 4 KiB on first touch, more than the arithmetic done in it. `take` hands out views until `reset`; what
-    does not fit is allocated afresh, and the next `reset` grows the arena to the largest batch seen."""
-
-    def __init__(self) -> None:
-        self.memory = np.empty(0, dtype=np.uint8)
-        self.used = self.peak = 0
-
-    def reset(self, expected: int = 0) -> None:
-        """Start a batch expected to take about `expected` bytes."""
-        if max(self.peak, expected) > len(self.memory):  # numpy asks for huge pages from 4 MiB
-            self.memory = np.empty(max(self.peak + self.peak // 4, expected, 1 << 22), dtype=np.uint8)
-        self.used = 0
-
-    def take(self, shape: int | tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
-        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        start = -(-self.used // 64) * 64
-        self.used = start + nbytes
-        self.peak = max(self.peak, self.used)
-        if self.used > len(self.memory):
-            return np.empty(shape, dtype=dtype)
-        return self.memory[start : self.used].view(dtype).reshape(shape)
-
-
-_ARENA = _Arena()
-
-
-def _without(array: np.ndarray, positions: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """`array` less the few entries at the ascending `positions`, copied into `out` (faster than `np.compress`)."""
-    at = 0
-    for start, end in zip([0, *(positions + 1).tolist()], [*positions.tolist(), len(array)], strict=True):
-        out[at : at + end - start] = array[start:end]
-        at += end - start
-    return out
-
-
-def _runs(flags: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Where runs of True start and end (last position) in `flags`, runs cut between texts (`bounds`)."""
-    starts, ends = bounds[:-1], bounds[1:]
-    starts, ends = starts[starts < ends], ends[starts < ends]
-    before, after = np.zeros_like(flags), np.zeros_like(flags)
-    before[1:], after[:-1] = flags[:-1], flags[1:]
-    before[starts], after[ends - 1] = False, False
-    return flags > before, flags > after
-
-
-def _tokens(heads: list[str], total_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The tokens `_WORD.findall` finds in each head (runs of word characters, and single characters that are
-    neither word nor space): byte offsets in the heads' UTF-8 concatenation, byte lengths, and how many each head
-    has; then the heads' `_text_counts`. A lone surrogate is one byte, as `encode("utf-8", "replace")` writes it."""
-    bounds = _segment_starts(np.fromiter(map(len, heads), dtype=np.int64, count=len(heads)))
-    code_points = _code_points("".join(heads))
-    classes = _classes(code_points)
-    token = classes & 3
-    word_start, word_end = _runs(token == _WORDCHAR, bounds)
-    other = token == _OTHER
-    first = np.flatnonzero(word_start | other)
-    end = np.flatnonzero(word_end | other) + 1
-    per_head = np.diff(np.searchsorted(first, bounds))
-    if total_bytes != len(code_points):  # some characters take several bytes: byte offsets of code points
-        extra = (code_points >= 0x80).view(np.uint8) + (code_points >= 0x800).view(np.uint8)
-        extra += (code_points >= 0x10000).view(np.uint8)
-        extra[(code_points >= 0xD800) & (code_points < 0xE000)] = 0
-        offset = np.arange(len(code_points) + 1)
-        offset[1:] += np.cumsum(extra, dtype=np.int64)
-        first, end = offset[first], offset[end]
-    return first, end - first, per_head, _text_counts(classes, bounds)
-
-
-def _text_counts(classes: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """`(texts, 5)`: whitespace-separated words, digits, code characters, "?" and newlines of each text, from the
-    class bytes of the texts' code points (`bounds`: where each text starts, then the total)."""
-    texts = len(bounds) - 1
-    word_starts, _ = _runs((classes & 3) != _SPACE, bounds)
-    key = np.repeat(np.arange(0, 40 * texts, 40), np.diff(bounds))  # per text: class byte (< 20), word start
-    key += classes * 2
-    key += word_starts
-    counts = np.bincount(key, minlength=40 * texts).reshape(texts, 5, 8)
-    kinds = counts.sum(axis=2)
-    return np.column_stack([counts[:, :, 1::2].sum(axis=(1, 2)), kinds[:, 1:]])
 
 
 def structure_features(prompts: list[str], counts: np.ndarray | None = None) -> np.ndarray:
     """Dense features `(len(prompts), NUM_STRUCTURE)` of whole prompts, each roughly in [0, 1]: sizes on a log
     scale (characters, whitespace-separated words, lines), shares of digits and code characters, "?" per line.
-    `counts`: the prompts' `_text_counts`, when known."""
+    `counts`: the prompts' `text_counts`, when known."""
     chars = np.fromiter(map(len, prompts), dtype=np.int64, count=len(prompts))
     if counts is None:
-        counts = _text_counts(*_text_classes(prompts))
+        counts = text_counts(*text_classes(prompts))
     words, digits, code, questions, newlines = counts.T
     lines = newlines + 1
     share = 1.0 / np.maximum(chars, 1)
@@ -196,78 +72,6 @@ def structure_features(prompts: list[str], counts: np.ndarray | None = None) -> 
     features[:, 5] = questions / lines
     features[:, 6] = 1.0
     return features.astype(np.float32)
-
-
-def _crc_table() -> np.ndarray:
-    table = np.arange(256, dtype=np.uint32)
-    for _ in range(8):
-        table = np.where(table & 1, (table >> 1) ^ np.uint32(0xEDB88320), table >> 1).astype(np.uint32)
-    return table
-
-
-_CRC_TABLE = _crc_table()
-_SHIFT_TABLES: list[np.ndarray] = []
-_SHIFTED: dict[int, np.ndarray] = {}
-
-
-def _shift_tables() -> np.ndarray:
-    """`(_SHIFT_CAP + 1) * 1024` uint32, built once: entry `1024 * n + 256 * j + v` is the CRC-32 register
-    `v << 8 * j` after n zero bytes."""
-    if not _SHIFT_TABLES:
-        register = np.arange(256, dtype=np.uint32)[None, :] << (8 * np.arange(4, dtype=np.uint32))[:, None]
-        tables = [register.ravel()]
-        for _ in range(_SHIFT_CAP):
-            tables.append(_CRC_TABLE[tables[-1] & 0xFF] ^ (tables[-1] >> 8))
-        _SHIFT_TABLES.append(np.concatenate(tables))
-    return _SHIFT_TABLES[0]
-
-
-def _crc_shift(crc: np.ndarray | int, nbytes: np.ndarray) -> np.ndarray:
-    """zlib's `crc32_combine` for arrays: `crc32(a + b) == _crc_shift(crc32(a), len(b)) ^ crc32(b)`."""
-    if isinstance(crc, int):  # one CRC: a table of it shifted by every length
-        if crc not in _SHIFTED:
-            _SHIFTED[crc] = _crc_shift(np.full(_SHIFT_CAP + 1, crc, dtype=np.uint32), np.arange(_SHIFT_CAP + 1))
-        out = _SHIFTED[crc][np.minimum(nbytes, _SHIFT_CAP)]
-        if (far := np.flatnonzero(nbytes > _SHIFT_CAP)).size:
-            out[far] = _crc_shift(np.full(len(far), crc, dtype=np.uint32), nbytes[far])
-        return out
-    tables = _shift_tables()
-    crc, nbytes = crc.astype(np.uint32), nbytes.astype(np.int64)
-    while (far := np.flatnonzero(nbytes > _SHIFT_CAP)).size:
-        crc[far] = _crc_shift(crc[far], np.full(len(far), _SHIFT_CAP))
-        nbytes[far] -= _SHIFT_CAP
-    base = nbytes * 1024
-    out = tables[base + (crc & 0xFF)]
-    out ^= tables[base + 256 + ((crc >> 8) & 0xFF)]
-    out ^= tables[base + 512 + ((crc >> 16) & 0xFF)]
-    out ^= tables[base + 768 + (crc >> 24)]
-    return out
-
-
-def _crc_spans(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, prefix: bytes) -> np.ndarray:
-    """`zlib.crc32(prefix + data[s : s + n])` of every span, the spans advancing one byte per step together."""
-    register = np.full(len(starts), zlib.crc32(prefix) ^ 0xFFFFFFFF, dtype=np.uint32)
-    if len(starts) == 0:
-        return register
-    order = np.argsort(255 - np.minimum(lengths, 255).astype(np.uint8), kind="stable")  # longest first
-    at, left = starts[order], lengths[order]
-    active = np.searchsorted(-left, -np.arange(min(int(left[0]), _CRC_STEPS)), side="left")  # spans longer than k
-    active = active[active >= _CRC_SPANS].tolist()  # the few longest go through zlib, one by one
-    steps = len(active)
-    for n in active:
-        head, pos = register[:n], at[:n]
-        index = (head ^ data[pos]) & 0xFF
-        head >>= 8
-        head ^= _CRC_TABLE[index]
-        pos += 1
-    longer = int(np.searchsorted(-left, -steps, side="left"))
-    raw = data.tobytes() if longer else b""
-    for i in range(longer):
-        rest = raw[at[i] : at[i] + left[i] - steps]
-        register[i] = zlib.crc32(rest, int(register[i]) ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
-    out = np.empty_like(register)
-    out[order] = register ^ np.uint32(0xFFFFFFFF)
-    return out
 
 
 @dataclass
@@ -303,7 +107,7 @@ class LexicalFeaturizer:
         parts = [tuple(a.copy() for a in self._arena_batch(chunk)) for chunk in self._chunks(prompts)]
         if not parts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-        shifts = _segment_starts(np.array([len(indices) for indices, _, _ in parts]))
+        shifts = segment_starts(np.array([len(indices) for indices, _, _ in parts]))
         return (
             np.concatenate([indices for indices, _, _ in parts]),
             np.concatenate([values for _, values, _ in parts]),
@@ -321,7 +125,7 @@ class LexicalFeaturizer:
 
     def _arena_batch(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`batch` of a non-empty chunk, in this thread's arena: valid until its next call."""
-        _ARENA.reset(_ARENA_PER_CHAR * min(_CHUNK_CHARS, sum(min(len(p), self.max_chars) for p in prompts)))
+        ARENA.reset(_ARENA_PER_CHAR * min(_CHUNK_CHARS, sum(min(len(p), self.max_chars) for p in prompts)))
         keys, bounds, structure = self._keys(prompts)
         for start, end in itertools.pairwise(bounds):
             keys[start:end].sort()
@@ -344,11 +148,11 @@ class LexicalFeaturizer:
         heads = [p[: self.max_chars].lower() for p in prompts]
         encoded = [h.encode("utf-8", "replace") for h in heads]
         head_bytes = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-        token_at, token_bytes, tokens, counts = _tokens(heads, int(head_bytes.sum()))
+        token_at, token_bytes, tokens, counts = token_spans(heads, int(head_bytes.sum()))
         # lower() turns no character into or out of whitespace, a digit, a code character, "?" or a newline, so a
         # head that is the whole prompt has the prompt's counts
         if longer := [i for i, p in enumerate(prompts) if len(p) > self.max_chars]:
-            counts[longer] = _text_counts(*_text_classes([prompts[i] for i in longer]))
+            counts[longer] = text_counts(*text_classes([prompts[i] for i in longer]))
         structure = structure_features(prompts, counts)
         gram_counts = [np.maximum(tokens - n + 1, 0) for n in self.word_ngrams]
         edge_hashes = [self._edge_hashes(p) for p in prompts] if self.edge_words > 0 else []
@@ -357,7 +161,7 @@ class LexicalFeaturizer:
 
         columns, longest = max(len(self.char_ngrams), 1), max(self.char_ngrams, default=1)
         filler = np.maximum(-(-(slots + NUM_STRUCTURE) // columns), longest - 1)
-        row_start = _segment_starts(head_bytes + filler)
+        row_start = segment_starts(head_bytes + filler)
         rows = int(row_start[-1])
         pieces = zip(encoded, [b"\0" * n for n in filler.tolist()], strict=True)
         data = np.frombuffer(b"".join(b for pair in pieces for b in pair), dtype=np.uint8)
@@ -365,11 +169,11 @@ class LexicalFeaturizer:
             np.tile([True, False], len(prompts) + 1), [*np.column_stack([head_bytes, filler]).ravel(), 0, longest]
         )
 
-        keys = _ARENA.take((rows, columns), dtype)
+        keys = ARENA.take((rows, columns), dtype)
         keys.fill(reserved[-1])
-        wide = _ARENA.take(rows + longest, np.uint64)
+        wide = ARENA.take(rows + longest, np.uint64)
         wide[:rows], wide[rows:] = data, 0
-        h, where = _ARENA.take(rows, np.uint64), _ARENA.take(rows, bool)
+        h, where = ARENA.take(rows, np.uint64), ARENA.take(rows, bool)
         power_of_two = self.hash_dim & (self.hash_dim - 1) == 0
         for column, n in enumerate(self.char_ngrams):
             np.bitwise_xor(wide[:rows], np.uint64((n * _GOLDEN) & 0xFFFFFFFFFFFFFFFF), out=h)
@@ -391,22 +195,22 @@ class LexicalFeaturizer:
         flat = keys.reshape(-1)
         slot = columns * (row_start[:-1] + head_bytes)  # each prompt's first free slot
         prompt_of = np.repeat(np.arange(len(prompts)), tokens)
-        shift = row_start[:-1] - _segment_starts(head_bytes)[:-1]  # a head's offset in `data` less its offset in text
-        token_crc = _crc_spans(data, token_at + shift[prompt_of], token_bytes, b"\0")
-        local = np.arange(len(token_crc)) - _segment_starts(tokens)[prompt_of]
+        shift = row_start[:-1] - segment_starts(head_bytes)[:-1]  # a head's offset in `data` less its offset in text
+        token_crc = crc_spans(data, token_at + shift[prompt_of], token_bytes, b"\0")
+        local = np.arange(len(token_crc)) - segment_starts(tokens)[prompt_of]
         for n, count in zip(self.word_ngrams, gram_counts, strict=True):
             # the CRC-32 of f"{n}\0{word}\0{word}..." from each "\0{word}"'s
             first = np.flatnonzero(local < count[prompt_of])
-            crc = _crc_shift(zlib.crc32(str(n).encode()), token_bytes[first] + 1) ^ token_crc[first]
+            crc = crc_shift(zlib.crc32(str(n).encode()), token_bytes[first] + 1) ^ token_crc[first]
             for k in range(1, n):
-                crc = _crc_shift(crc, token_bytes[first + k] + 1) ^ token_crc[first + k]
+                crc = crc_shift(crc, token_bytes[first + k] + 1) ^ token_crc[first + k]
             crc = crc.astype(dtype)
             key = (crc & dtype(self.hash_dim - 1) if power_of_two else crc % dtype(self.hash_dim)) << 2
             flat[slot[prompt_of[first]] + local[first]] = key | _WORD_GROUP
             slot = slot + count
         if edge_hashes:
             owner = np.repeat(np.arange(len(prompts)), edge_counts)
-            at = slot[owner] + np.arange(len(owner)) - _segment_starts(edge_counts)[owner]
+            at = slot[owner] + np.arange(len(owner)) - segment_starts(edge_counts)[owner]
             edge_keys = (np.concatenate(edge_hashes) % np.uint64(self.hash_dim)).astype(dtype)
             flat[at] = edge_keys << 2 | _EDGE_GROUP
             slot = slot + edge_counts
@@ -417,29 +221,29 @@ class LexicalFeaturizer:
         self, keys: np.ndarray, bounds: list[int], structure: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`batch`'s arrays, in the arena, from each prompt's sorted keys and the structure features."""
-        new = _ARENA.take(len(keys), bool)
+        new = ARENA.take(len(keys), bool)
         new[0] = True
         np.not_equal(keys[1:], keys[:-1], out=new[1:])  # prompts' keys never run on: each ends with the largest
         first = np.flatnonzero(new)
         runs = len(first)
         prompt_start = np.searchsorted(first, bounds)
-        weights = _ARENA.take(runs, np.float32)  # 1 + log(count)
+        weights = ARENA.take(runs, np.float32)  # 1 + log(count)
         np.subtract(first[1:], first[:-1], out=weights[:-1], casting="unsafe")
         weights[-1] = len(keys) - first[-1]
         np.log(weights, out=weights)
         weights += 1
-        keys = np.take(keys, first, out=_ARENA.take(runs, keys.dtype))
-        group, member = _ARENA.take(runs, np.uint8), _ARENA.take(runs, bool)
+        keys = np.take(keys, first, out=ARENA.take(runs, keys.dtype))
+        group, member = ARENA.take(runs, np.uint8), ARENA.take(runs, bool)
         np.bitwise_and(keys, 3, out=group, casting="unsafe")
         for g in range(3 if self.edge_words > 0 else 2):
             members = np.flatnonzero(np.equal(group, g, out=member))
-            w = np.take(weights, members, out=_ARENA.take(len(members), np.float32))
+            w = np.take(weights, members, out=ARENA.take(len(members), np.float32))
             ends = np.searchsorted(members, prompt_start).tolist()
             # each group's norm exactly as `np.linalg.norm` of the prompt's weights gives it (BLAS sdot)
             squares = np.array([w[a:b].dot(w[a:b]) for a, b in itertools.pairwise(ends)], dtype=np.float32)
             w /= np.repeat(np.sqrt(squares), np.diff(ends))
             weights[members] = w
-        indices = np.right_shift(keys, 2, out=_ARENA.take(runs, np.int64), casting="unsafe")
+        indices = np.right_shift(keys, 2, out=ARENA.take(runs, np.int64), casting="unsafe")
         values = weights
         same = np.equal(indices[1:], indices[:-1], out=member[1:])
         if same.any():  # a bucket hit by several groups: one entry, the values summed in group order
@@ -448,8 +252,8 @@ class LexicalFeaturizer:
             for i in (np.flatnonzero(owner[1:] == rest[:-1]) + 1).tolist():  # the third group in one bucket
                 owner[i] = owner[i - 1]
             np.add.at(values, owner, values[rest])
-            indices = _without(indices, rest, _ARENA.take(runs - len(rest), np.int64))
-            values = _without(values, rest, _ARENA.take(runs - len(rest), np.float32))
+            indices = without(indices, rest, ARENA.take(runs - len(rest), np.int64))
+            values = without(values, rest, ARENA.take(runs - len(rest), np.float32))
             prompt_start -= np.searchsorted(rest, prompt_start)
         values[(prompt_start[1:] - NUM_STRUCTURE)[:, None] + np.arange(NUM_STRUCTURE)] = structure
         return indices, values, prompt_start[:-1]
@@ -457,8 +261,8 @@ class LexicalFeaturizer:
     def _edge_hashes(self, prompt: str) -> np.ndarray:
         if self.edge_words <= 0:
             return np.zeros(0, dtype=np.uint64)
-        words = _WORD.findall(prompt[: self.max_chars].lower())
-        tail = _WORD.findall(prompt[-self.max_chars :].lower())
+        words = WORD.findall(prompt[: self.max_chars].lower())
+        tail = WORD.findall(prompt[-self.max_chars :].lower())
         tagged = [f"^{i}\x00{w}" for i, w in enumerate(words[: self.edge_words])]
         tagged += [f"${i}\x00{w}" for i, w in enumerate(reversed(tail[-self.edge_words :]))]
         return np.fromiter((zlib.crc32(t.encode()) for t in tagged), dtype=np.uint64, count=len(tagged))
@@ -530,7 +334,7 @@ class LexicalScorer:
             for chunk in self.featurizer._chunks(prompts[start : start + self.batch_size]):
                 indices, values, offsets = self.featurizer._arena_batch(chunk)
                 contributions = np.take(
-                    self.weight, indices, axis=0, out=_ARENA.take((len(indices), self.num_labels), np.float32)
+                    self.weight, indices, axis=0, out=ARENA.take((len(indices), self.num_labels), np.float32)
                 )
                 contributions *= values[:, None]
                 out[done : done + len(chunk)] = np.add.reduceat(contributions, offsets, axis=0) + self.bias
