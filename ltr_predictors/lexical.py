@@ -265,7 +265,9 @@ class LexicalFeaturizer:
         tail = WORD.findall(prompt[-self.max_chars :].lower())
         tagged = [f"^{i}\x00{w}" for i, w in enumerate(words[: self.edge_words])]
         tagged += [f"${i}\x00{w}" for i, w in enumerate(reversed(tail[-self.edge_words :]))]
-        return np.fromiter((zlib.crc32(t.encode()) for t in tagged), dtype=np.uint64, count=len(tagged))
+        return np.fromiter(
+            (zlib.crc32(t.encode("utf-8", "replace")) for t in tagged), dtype=np.uint64, count=len(tagged)
+        )
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)

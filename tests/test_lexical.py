@@ -147,12 +147,12 @@ def test_features_is_one_prompt_of_batch() -> None:
 
 
 def test_empty_batch_and_lone_surrogates() -> None:
-    featurizer = LexicalFeaturizer()
-    indices, values, offsets = featurizer.batch([])
+    indices, values, offsets = LexicalFeaturizer().batch([])
     assert len(indices) == len(values) == len(offsets) == 0
     # the per-prompt code raised UnicodeEncodeError on a lone surrogate; it now hashes as "?" does in char n-grams
-    indices, values = featurizer.features("broken \ud800 text")
-    assert len(indices) > NUM_STRUCTURE and np.all(np.isfinite(values))
+    for featurizer in (LexicalFeaturizer(), LexicalFeaturizer(edge_words=2)):
+        indices, values = featurizer.features("broken \ud800 text")
+        assert len(indices) > NUM_STRUCTURE and np.all(np.isfinite(values))
 
 
 def test_batches_cut_into_chunks_match_one_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
