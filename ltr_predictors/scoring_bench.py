@@ -24,6 +24,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from .evaluation import rank_correlation
 from .transformer_scorer import TransformerScorer
 
 SHAPES = {"opt-125m": 2048, "bert-base": 512}  # name -> max_length used by the seed predictors
@@ -64,18 +65,31 @@ _WORDS = [
 
 @dataclass
 class ScoringBenchResult:
+    """Batched figures are in `dtype`; the naive loop is always fp32, as a user would write it. With another dtype
+    the fp32 batched path is timed too (batching alone) and its scores give the dtype's numeric error."""
+
     shape: str
     num_prompts: int
     mean_tokens: float
     batch_size: int
+    dtype: str
     batched_prompts_per_s: float
     naive_prompts_per_s: float
     batch_p50_ms: float
     batch_p99_ms: float
+    fp32_batched_prompts_per_s: float
+    kendall_tau_vs_fp32: float | None = None  # between the dtype's and fp32's scores on the same prompts
+    max_abs_diff_vs_fp32: float | None = None
 
     @property
     def speedup(self) -> float:
+        """Batched in `dtype` vs naive fp32: the issue's goal."""
         return self.batched_prompts_per_s / self.naive_prompts_per_s
+
+    @property
+    def batching_speedup(self) -> float:
+        """Batched fp32 vs naive fp32: what batching alone buys."""
+        return self.fp32_batched_prompts_per_s / self.naive_prompts_per_s
 
 
 def minilm_tokenizer() -> PreTrainedTokenizerBase:
@@ -109,35 +123,59 @@ def naive_loop(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, promp
             model(**tokenizer(prompt, truncation=True, max_length=max_length, return_tensors="pt"))
 
 
+def time_batched(scorer: TransformerScorer, prompts: list[str], desc: str) -> tuple[float, list[float], np.ndarray]:
+    """Seconds for all prompts, seconds per batch, and the scores in input order (one warm-up batch first)."""
+    groups = scorer.batches([len(seq) for seq in scorer.tokenize(prompts)])
+    scorer.raw(prompts[: scorer.batch_size])
+    scores = np.zeros(len(prompts))
+    batch_times = []
+    start = time.perf_counter()
+    for idx in tqdm(groups, desc=desc, unit="batch"):
+        t0 = time.perf_counter()
+        scores[idx] = scorer.raw([prompts[i] for i in idx])[:, 0]
+        batch_times.append(time.perf_counter() - t0)
+    return time.perf_counter() - start, batch_times, scores
+
+
 def run_scoring_bench(
-    shape: str, prompts: list[str], batch_size: int = 32, naive_prompts: int | None = None
+    shape: str,
+    prompts: list[str],
+    batch_size: int = 32,
+    naive_prompts: int | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> ScoringBenchResult:
     """Time both paths on the same prompts (the naive loop on the first `naive_prompts` if given)."""
     tokenizer = minilm_tokenizer()
     model = random_model(shape, len(tokenizer))
     scorer = TransformerScorer(model, tokenizer, max_length=SHAPES[shape], batch_size=batch_size)
-    ids = scorer.tokenize(prompts)
-    scorer.raw(prompts[:batch_size])  # warm-up
-
-    batch_times = []
-    start = time.perf_counter()
-    for idx in tqdm(scorer.batches([len(seq) for seq in ids]), desc=f"{shape} batched", unit="batch"):
-        t0 = time.perf_counter()
-        scorer.raw([prompts[i] for i in idx])
-        batch_times.append(time.perf_counter() - t0)
-    batched = time.perf_counter() - start
+    fp32_seconds, batch_times, fp32_scores = time_batched(scorer, prompts, f"{shape} batched fp32")
 
     subset = prompts[: naive_prompts or len(prompts)]
     start = time.perf_counter()
-    naive_loop(model, tokenizer, tqdm(subset, desc=f"{shape} naive", unit="prompt"), SHAPES[shape])
+    naive_loop(model, tokenizer, tqdm(subset, desc=f"{shape} naive fp32", unit="prompt"), SHAPES[shape])
     naive = time.perf_counter() - start
+
+    seconds, tau, max_diff = fp32_seconds, None, None
+    if dtype != torch.float32:
+        scorer.model.to(dtype)  # what `TransformerScorer.load(..., dtype=)` loads, without a round trip to disk
+        seconds, batch_times, scores = time_batched(scorer, prompts, f"{shape} batched {_name(dtype)}")
+        tau = float(rank_correlation(scores, fp32_scores)["kendall_tau"])
+        max_diff = float(np.max(np.abs(scores - fp32_scores)))
     return ScoringBenchResult(
         shape=shape,
         num_prompts=len(prompts),
-        mean_tokens=float(np.mean([len(seq) for seq in ids])),
+        mean_tokens=float(np.mean([len(seq) for seq in scorer.tokenize(prompts)])),
         batch_size=batch_size,
-        batched_prompts_per_s=len(prompts) / batched,
+        dtype=_name(dtype),
+        batched_prompts_per_s=len(prompts) / seconds,
         naive_prompts_per_s=len(subset) / naive,
         batch_p50_ms=float(np.percentile(batch_times, 50) * 1000),
         batch_p99_ms=float(np.percentile(batch_times, 99) * 1000),
+        fp32_batched_prompts_per_s=len(prompts) / fp32_seconds,
+        kendall_tau_vs_fp32=tau,
+        max_abs_diff_vs_fp32=max_diff,
     )
+
+
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")

@@ -37,6 +37,38 @@ def test_score_writes_one_line_per_prompt(predictor_dir, tmp_path, capsys):
     assert len(capsys.readouterr().out.strip().splitlines()) == 2
 
 
+def test_score_takes_a_dtype(predictor_dir, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join("hello world " * i for i in range(1, 7)) + "\n")
+    scores = {}
+    for dtype in ("float32", "bfloat16"):
+        out = tmp_path / f"{dtype}.jsonl"
+        args = ["score", "--predictor", str(predictor_dir), "--input", str(prompts), "--output", str(out)]
+        assert main([*args, "--dtype", dtype]) == 0
+        scores[dtype] = [json.loads(line)["score"] for line in out.read_text().splitlines()]
+    assert scores["bfloat16"] == pytest.approx(scores["float32"], abs=0.05)
+
+
+def test_bench_score_bfloat16_reports_both_speedups_and_score_agreement(tmp_path, capsys):
+    trace = tmp_path / "trace.jsonl"
+    prompts = ["what is the capital of france", "write a short poem about rain", "explain python lists to me"]
+    trace.write_text("".join(json.dumps({"prompt": p, "output_tokens": 10}) + "\n" for p in prompts))
+    out = tmp_path / "bench.json"
+    args = ["bench-score", "--data", str(trace), "--batch-size", "2", "--shapes", "bert-base", "--output", str(out)]
+    assert main([*args, "--dtype", "bfloat16"]) == 0
+    (result,) = json.loads(out.read_text())
+    assert result["dtype"] == "bfloat16" and result["num_prompts"] == 3
+    for key in ("batched_prompts_per_s", "fp32_batched_prompts_per_s", "naive_prompts_per_s"):
+        assert result[key] > 0
+    assert result["speedup"] == pytest.approx(result["batched_prompts_per_s"] / result["naive_prompts_per_s"])
+    assert result["batching_speedup"] == pytest.approx(
+        result["fp32_batched_prompts_per_s"] / result["naive_prompts_per_s"]
+    )
+    assert result["kendall_tau_vs_fp32"] > 0.5
+    assert 0 <= result["max_abs_diff_vs_fp32"] < 0.1
+    assert "batching alone" in capsys.readouterr().out
+
+
 def test_info_prints_license_first(predictor_dir, capsys):
     assert main(["info", str(predictor_dir)]) == 0
     info = json.loads(capsys.readouterr().out)

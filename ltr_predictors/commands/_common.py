@@ -11,6 +11,8 @@ from ..hub import HubOptions, download_tokenizer
 from ..predictor import LengthPredictor
 from ..traces import LengthCounter, TraceFormatError, iter_rows, open_text
 
+DTYPES = ("float32", "bfloat16", "float16")
+
 
 def add_predictor_args(parser: argparse.ArgumentParser, multiple: bool = False) -> None:
     """`--predictor SPEC` (repeatable when `multiple`) and the loading options."""
@@ -25,7 +27,7 @@ def add_predictor_args(parser: argparse.ArgumentParser, multiple: bool = False) 
 
 
 def add_loading_args(parser: argparse.ArgumentParser) -> None:
-    """`--accept-license`, `--device`, `--batch-size`: how to load whatever predictor the command names."""
+    """`--accept-license`, `--device`, `--dtype`, `--batch-size`: how to load whatever predictor the command names."""
     parser.add_argument(
         "--accept-license",
         action="append",
@@ -34,12 +36,16 @@ def add_loading_args(parser: argparse.ArgumentParser) -> None:
         help="accept a restrictive license, e.g. opt-175b-license (or set LTR_PREDICTORS_ACCEPT_LICENSES)",
     )
     parser.add_argument("--device", default=None, help="torch device, e.g. cuda:0 (default: cpu)")
+    parser.add_argument("--dtype", default=None, choices=DTYPES, help="transformer weights' dtype (default: float32)")
     parser.add_argument("--batch-size", type=int, default=None, help="prompts per forward pass (default 32)")
 
 
 def load_predictor(spec: str, args: argparse.Namespace) -> LengthPredictor:
+    import torch
+
+    dtype = getattr(torch, args.dtype) if args.dtype else None
     return LengthPredictor.from_spec(
-        spec, accept_license=args.accept_license, device=args.device, batch_size=args.batch_size
+        spec, accept_license=args.accept_license, device=args.device, dtype=dtype, batch_size=args.batch_size
     )
 
 

@@ -10,6 +10,7 @@ import torch
 
 from ..scoring_bench import SHAPES, run_scoring_bench, synthetic_prompts
 from ..traces import read_trace
+from ._common import DTYPES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--naive-prompts", type=int, default=None, help="time the naive loop on fewer prompts")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated: " + ", ".join(SHAPES))
+    parser.add_argument(
+        "--dtype", default="float32", choices=DTYPES, help="batched path's dtype (the naive loop stays fp32)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--output", default=None, help="write the figures as JSON here")
     parser.set_defaults(func=run)
@@ -31,19 +35,29 @@ def run(args: argparse.Namespace) -> int:
         prompts = [r.prompt for r in read_trace(args.data)][: args.num_prompts]
     else:
         prompts = synthetic_prompts(args.num_prompts)
+    dtype = getattr(torch, args.dtype)
     results = [
-        run_scoring_bench(shape, prompts, args.batch_size, args.naive_prompts) for shape in args.shapes.split(",")
+        run_scoring_bench(shape, prompts, args.batch_size, args.naive_prompts, dtype)
+        for shape in args.shapes.split(",")
     ]
     print(f"torch threads: {torch.get_num_threads()}, prompts: {len(prompts)}, batch size: {args.batch_size}")
     print(
-        f"{'shape':10s} {'tokens':>7s} {'batched/s':>10s} {'naive/s':>8s} {'speedup':>8s} {'p50 ms':>8s} {'p99 ms':>8s}"
+        f"{'shape':10s} {'dtype':>8s} {'tokens':>7s} {'batched/s':>10s} {'naive fp32/s':>12s} {'speedup':>8s} "
+        f"{'p50 ms':>8s} {'p99 ms':>8s}"
     )
     for r in results:
         print(
-            f"{r.shape:10s} {r.mean_tokens:7.1f} {r.batched_prompts_per_s:10.1f} {r.naive_prompts_per_s:8.1f} "
-            f"{r.speedup:7.2f}x {r.batch_p50_ms:8.1f} {r.batch_p99_ms:8.1f}"
+            f"{r.shape:10s} {r.dtype:>8s} {r.mean_tokens:7.1f} {r.batched_prompts_per_s:10.1f} "
+            f"{r.naive_prompts_per_s:12.1f} {r.speedup:7.2f}x {r.batch_p50_ms:8.1f} {r.batch_p99_ms:8.1f}"
         )
+        if r.kendall_tau_vs_fp32 is not None:
+            print(
+                f"{'':10s} batching alone (fp32 batched {r.fp32_batched_prompts_per_s:.1f}/s): "
+                f"{r.batching_speedup:.2f}x; {r.dtype} vs fp32 scores: Kendall tau {r.kendall_tau_vs_fp32:.4f}, "
+                f"max abs diff {r.max_abs_diff_vs_fp32:.3g}"
+            )
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
-            json.dump([{**asdict(r), "speedup": r.speedup} for r in results], handle, indent=2)
+            records = [{**asdict(r), "speedup": r.speedup, "batching_speedup": r.batching_speedup} for r in results]
+            json.dump(records, handle, indent=2)
     return 0
