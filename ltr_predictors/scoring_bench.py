@@ -117,10 +117,11 @@ def random_model(shape: str, vocab_size: int) -> PreTrainedModel:
 
 
 def naive_loop(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_length: int) -> None:
-    """What a script copied from a paper repo does: one tokenizer call and one forward per prompt."""
+    """What a script copied from a paper repo does: one tokenizer call, one forward and one score read per prompt."""
     with torch.inference_mode():
         for prompt in prompts:
-            model(**tokenizer(prompt, truncation=True, max_length=max_length, return_tensors="pt"))
+            inputs = tokenizer(prompt, truncation=True, max_length=max_length, return_tensors="pt").to(model.device)
+            model(**inputs).logits.float().cpu()
 
 
 def time_batched(scorer: TransformerScorer, prompts: list[str], desc: str) -> tuple[float, list[float], np.ndarray]:
@@ -143,10 +144,13 @@ def run_scoring_bench(
     batch_size: int = 32,
     naive_prompts: int | None = None,
     dtype: torch.dtype = torch.float32,
+    device: str | None = None,
 ) -> ScoringBenchResult:
-    """Time both paths on the same prompts (the naive loop on the first `naive_prompts` if given)."""
+    """Time both paths on the same prompts (the naive loop on the first `naive_prompts` if given), on `device`."""
     tokenizer = minilm_tokenizer()
     model = random_model(shape, len(tokenizer))
+    if device is not None:
+        torch.nn.Module.to(model, device)  # transformers types its own `to` so that mypy rejects a device string
     scorer = TransformerScorer(model, tokenizer, max_length=SHAPES[shape], batch_size=batch_size)
     fp32_seconds, batch_times, fp32_scores = time_batched(scorer, prompts, f"{shape} batched fp32")
 

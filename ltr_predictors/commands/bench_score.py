@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--dtype", default="float32", choices=DTYPES, help="batched path's dtype (the naive loop stays fp32)"
     )
+    parser.add_argument("--device", default=None, help="torch device of both paths, e.g. cuda (default: cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--output", default=None, help="write the figures as JSON here")
     parser.set_defaults(func=run)
@@ -37,10 +38,11 @@ def run(args: argparse.Namespace) -> int:
         prompts = synthetic_prompts(args.num_prompts)
     dtype = getattr(torch, args.dtype)
     results = [
-        run_scoring_bench(shape, prompts, args.batch_size, args.naive_prompts, dtype)
+        run_scoring_bench(shape, prompts, args.batch_size, args.naive_prompts, dtype, args.device)
         for shape in args.shapes.split(",")
     ]
-    print(f"torch threads: {torch.get_num_threads()}, prompts: {len(prompts)}, batch size: {args.batch_size}")
+    where = args.device or f"cpu, {torch.get_num_threads()} torch threads"
+    print(f"device: {where}, prompts: {len(prompts)}, batch size: {args.batch_size}")
     print(
         f"{'shape':10s} {'dtype':>8s} {'tokens':>7s} {'batched/s':>10s} {'naive fp32/s':>12s} {'speedup':>8s} "
         f"{'p50 ms':>8s} {'p99 ms':>8s}"
