@@ -125,9 +125,12 @@ def naive_loop(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, promp
 
 
 def time_batched(scorer: TransformerScorer, prompts: list[str], desc: str) -> tuple[float, list[float], np.ndarray]:
-    """Seconds for all prompts, seconds per batch, and the scores in input order (one warm-up batch first)."""
+    """Seconds for all prompts, seconds per batch, and the scores in input order. Warm-up first: one batch on CPU;
+    on an accelerator, every batch (its first kernels of each shape and dtype load lazily, tens of ms each)."""
     groups = scorer.batches([len(seq) for seq in scorer.tokenize(prompts)])
-    scorer.raw(prompts[: scorer.batch_size])
+    on_cpu = next(scorer.model.parameters()).device.type == "cpu"
+    for idx in groups[:1] if on_cpu else groups:
+        scorer.raw([prompts[i] for i in idx])
     scores = np.zeros(len(prompts))
     batch_times = []
     start = time.perf_counter()
