@@ -55,7 +55,7 @@ def test_bench_score_bfloat16_reports_both_speedups_and_score_agreement(tmp_path
     trace.write_text("".join(json.dumps({"prompt": p, "output_tokens": 10}) + "\n" for p in prompts))
     out = tmp_path / "bench.json"
     args = ["bench-score", "--data", str(trace), "--batch-size", "2", "--shapes", "bert-base", "--output", str(out)]
-    assert main([*args, "--dtype", "bfloat16"]) == 0
+    assert main([*args, "--dtype", "bfloat16", "--device", "cpu"]) == 0
     (result,) = json.loads(out.read_text())
     assert result["dtype"] == "bfloat16" and result["num_prompts"] == 3
     for key in ("batched_prompts_per_s", "fp32_batched_prompts_per_s", "naive_prompts_per_s"):
@@ -66,7 +66,8 @@ def test_bench_score_bfloat16_reports_both_speedups_and_score_agreement(tmp_path
     )
     assert result["kendall_tau_vs_fp32"] > 0.5
     assert 0 <= result["max_abs_diff_vs_fp32"] < 0.1
-    assert "batching alone" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "batching alone" in printed and "device: cpu," in printed
 
 
 def test_info_prints_license_first(predictor_dir, capsys):
