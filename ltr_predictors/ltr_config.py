@@ -20,18 +20,22 @@ FORMAT_VERSION = 1
 ScoreDirection = Literal["higher_is_shorter", "higher_is_longer"]
 DIRECTIONS: tuple[str, ...] = ("higher_is_shorter", "higher_is_longer")
 BACKENDS: tuple[str, ...] = ("transformers", "lexical")
-_KNOWN = ("format_version", "backend", "score_direction", "buckets", "license", "provenance")
+_KNOWN = ("format_version", "backend", "score_direction", "buckets", "license", "provenance", "chat_template")
 
 
 @dataclass
 class LTRConfig:
-    """Our fields. `score_direction` is the raw head output's meaning (vllm-ltr rank heads: higher = shorter)."""
+    """Our fields. `score_direction` is the raw head output's meaning (vllm-ltr rank heads: higher = shorter).
+
+    `chat_template`: prompts are scored as one user turn of the tokenizer's chat template (written only when set).
+    """
 
     backend: str = "transformers"
     score_direction: ScoreDirection | None = None
     buckets: BucketTable | None = None
     license: dict[str, Any] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    chat_template: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -51,12 +55,16 @@ class LTRConfig:
         provenance = data.get("provenance", {})
         if not isinstance(provenance, dict):
             raise UsageConfigError(f"{where}: 'provenance' must be an object, got {provenance!r}")
+        chat_template = data.get("chat_template", False)
+        if not isinstance(chat_template, bool):
+            raise UsageConfigError(f"{where}: 'chat_template' must be true or false, got {chat_template!r}")
         return cls(
             backend=backend,
             score_direction=direction,
             buckets=None if buckets is None else validate_table(buckets, num_labels, where),
             license=license_block,
             provenance=provenance,
+            chat_template=chat_template,
             extra={k: v for k, v in data.items() if k not in _KNOWN},
         )
 
@@ -80,6 +88,8 @@ class LTRConfig:
             data["buckets"] = [list(pair) for pair in self.buckets]
         if self.license is not None:
             data["license"] = self.license
+        if self.chat_template:
+            data["chat_template"] = True
         data["provenance"] = self.provenance
         data.update(self.extra)
         return data

@@ -315,7 +315,13 @@ def _load_scorer(
 
     tokenizer_dir = _tokenizer_folder(weights, resolved.folder, usage, options)
     return TransformerScorer.load(
-        weights, tokenizer_dir, max_length=usage.max_length, batch_size=batch, device=device, dtype=dtype
+        weights,
+        tokenizer_dir,
+        max_length=usage.max_length,
+        batch_size=batch,
+        device=device,
+        dtype=dtype,
+        chat_template=ltr.chat_template,
     )
 
 

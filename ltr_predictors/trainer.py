@@ -42,6 +42,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     seed: int = 0
     max_seconds: float | None = None  # stop (then validate) once training has run this long
+    device: str = "cpu"  # where the module and each batch live during training and validation
 
 
 @dataclass
@@ -82,9 +83,13 @@ def kendall(scores: np.ndarray, lengths: list[float]) -> float:
 def train(
     trainable: Trainable, train_set: list[Example], val_set: list[Example], config: TrainConfig, progress: bool = True
 ) -> TrainResult:
-    """Fit `trainable` in place; its weights end at the best validation epoch (the last one without validation)."""
+    """Fit `trainable` in place; its weights end at the best validation epoch (the last one without validation).
+
+    The module is moved to `config.device` and stays there (`write_predictor` saves from the CPU).
+    """
     if not train_set:
         raise ValueError("no training examples")
+    trainable.module.to(config.device)
     generator = seed_everything(config.seed)
     started = time.monotonic()
     encoded = trainable.encode([e.prompt for e in train_set])
@@ -105,7 +110,7 @@ def train(
                 break
             index = order[start : start + config.batch_size]
             outputs = trainable.forward([encoded[i] for i in index.tolist()])
-            loss = config.loss(outputs, lengths[index], generator)
+            loss = config.loss(outputs, lengths[index].to(outputs.device), generator)
             for optimizer in optimizers:
                 optimizer.zero_grad()
             loss.backward()
@@ -196,7 +201,7 @@ def write_predictor(
     license_block: dict[str, Any],
     provenance: dict[str, Any],
 ) -> Path:
-    """Save the trained weights in the seed layout plus `ltr_config.json`; returns the folder.
+    """Save the trained weights (moved to the CPU first) in the seed layout plus `ltr_config.json`; returns the folder.
 
     A transformers rank head is saved negated (`higher_is_shorter`, as vllm-ltr's scheduler expects: it runs the
     highest logit first), so the folder also schedules correctly in vllm-ltr; our loader reads the direction.
@@ -204,6 +209,7 @@ def write_predictor(
     folder = Path(folder)
     weights = folder / WEIGHTS_SUBDIR
     weights.mkdir(parents=True, exist_ok=True)
+    trainable.module.to("cpu")
     flip = trainable.backend == "transformers" and loss.mtype == "rank"
     if flip:
         _negate_head(trainable.module)
@@ -225,6 +231,7 @@ def write_predictor(
         buckets=loss.buckets if loss.mtype == "class" else None,
         license=license_block,
         provenance={**provenance, "environment": _environment()},
+        chat_template=trainable.chat_template,
     ).save(folder)
     return folder
 

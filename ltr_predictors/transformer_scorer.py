@@ -3,6 +3,11 @@
 Prompts are tokenized once, sorted by length so that each batch pads little, truncated to `max_length` keeping
 the head of the prompt (as vllm-ltr does), and run under `torch.inference_mode`, in fp32 on CPU unless a device
 or dtype is given. Weights load only from safetensors; remote code is never trusted.
+
+With `chat_template` (instruct LM backbones, e.g. SmolLM2) each prompt is first written as one user turn of the
+tokenizer's chat template with the generation prompt, so the score is read at the token where the answer would
+start; an over-long prompt loses the tail of its content, never the template's end. Training encodes prompts
+through the same `tokenize`, so training and scoring format alike.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from .errors import UsageConfigError
+
 # A token is rarely longer than this many characters: text beyond it can never survive truncation.
 MAX_CHARS_PER_TOKEN = 32
 
@@ -34,9 +41,13 @@ class TransformerScorer:
         max_length: int,
         batch_size: int = 32,
         max_batch_tokens: int = 1024,
+        chat_template: bool = False,
     ) -> None:
+        if chat_template and not getattr(tokenizer, "chat_template", None):
+            raise UsageConfigError(f"chat_template is set, but tokenizer {tokenizer.name_or_path!r} has none")
         self.model = model.eval()
         self.tokenizer = tokenizer
+        self.chat_template = chat_template
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
         if tokenizer.pad_token is None:  # OPT/GPT-2 style tokenizers may have none: batching needs one
@@ -57,6 +68,7 @@ class TransformerScorer:
         batch_size: int,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
+        chat_template: bool = False,
     ) -> TransformerScorer:
         config = AutoConfig.from_pretrained(weights_dir, local_files_only=True, trust_remote_code=False)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -70,7 +82,7 @@ class TransformerScorer:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True, trust_remote_code=False)
         if device is not None:
             model.to(device)
-        return cls(model, tokenizer, max_length=max_length, batch_size=batch_size)
+        return cls(model, tokenizer, max_length=max_length, batch_size=batch_size, chat_template=chat_template)
 
     @property
     def num_labels(self) -> int:
@@ -79,6 +91,8 @@ class TransformerScorer:
     def tokenize(self, prompts: list[str]) -> list[list[int]]:
         """Token ids per prompt, head kept, never empty (an empty prompt becomes one special token)."""
         head = [p[: self.max_length * MAX_CHARS_PER_TOKEN] for p in prompts]
+        if self.chat_template:
+            return self._templated_ids(head)
         ids: list[list[int]] = self.tokenizer(head, truncation=True, max_length=self.max_length)["input_ids"]
         fallback = next(
             t
@@ -86,6 +100,32 @@ class TransformerScorer:
             if t is not None
         )
         return [seq if seq else [fallback] for seq in ids]
+
+    def chat_text(self, content: str) -> str:
+        """`content` as one user turn of the chat template, ending with the generation prompt."""
+        text = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+        )
+        return str(text)
+
+    def _templated_ids(self, contents: list[str]) -> list[list[int]]:
+        """Ids of each templated text (the template writes its own special tokens), at most `max_length`.
+
+        A text over the limit has its content cut to its head by the overshoot and is templated again (a cut can
+        merge tokens differently, hence the loop); a template longer than the limit on its own keeps its end.
+        """
+        encode = self.tokenizer
+        ids: list[list[int]] = encode([self.chat_text(c) for c in contents], add_special_tokens=False)["input_ids"]
+        for index, content in enumerate(contents):
+            for _ in range(8):
+                excess = len(ids[index]) - self.max_length
+                if excess <= 0 or not content:
+                    break
+                content_ids = encode(content, add_special_tokens=False)["input_ids"]
+                content = str(encode.decode(content_ids[: max(len(content_ids) - excess, 0)]))
+                ids[index] = encode(self.chat_text(content), add_special_tokens=False)["input_ids"]
+            ids[index] = ids[index][-self.max_length :]
+        return ids
 
     def batches(self, lengths: list[int]) -> list[np.ndarray]:
         """Indices grouped shortest first: at most `batch_size` prompts and `max_batch_tokens` padded tokens each.

@@ -68,7 +68,12 @@ def run(args: argparse.Namespace) -> int:
             val_set = [e for name in chosen for e in splits[name]["val"]]
             spec = variant.loss_spec([e.length for e in train_set])
             trainable = make_trainable(
-                variant.backbone, spec.num_labels, variant.max_length, variant.seed, variant.lexical
+                variant.backbone,
+                spec.num_labels,
+                variant.max_length,
+                variant.seed,
+                variant.lexical,
+                variant.chat_template,
             )
             started = time.monotonic()
             result = train(trainable, train_set, val_set, variant.train_config(spec))

