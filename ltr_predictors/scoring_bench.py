@@ -124,10 +124,11 @@ def naive_loop(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, promp
             model(**inputs).logits.float().cpu()
 
 
-def time_batched(scorer: TransformerScorer, prompts: list[str], desc: str) -> tuple[float, list[float], np.ndarray]:
-    """Seconds for all prompts, seconds per batch, and the scores in input order. Warm-up first: one batch on CPU;
-    on an accelerator, every batch (its first kernels of each shape and dtype load lazily, tens of ms each)."""
-    groups = scorer.batches([len(seq) for seq in scorer.tokenize(prompts)])
+def time_batched(
+    scorer: TransformerScorer, prompts: list[str], groups: list[np.ndarray], desc: str
+) -> tuple[float, list[float], np.ndarray]:
+    """Seconds for all prompts in these batches, seconds per batch, and the scores in input order. Warm-up first: one
+    batch on CPU; on an accelerator, every batch (its first kernels of each shape and dtype load lazily, tens of ms)."""
     on_cpu = next(scorer.model.parameters()).device.type == "cpu"
     for idx in groups[:1] if on_cpu else groups:
         scorer.raw([prompts[i] for i in idx])
@@ -155,7 +156,9 @@ def run_scoring_bench(
     if device is not None:
         torch.nn.Module.to(model, device)  # transformers types its own `to` so that mypy rejects a device string
     scorer = TransformerScorer(model, tokenizer, max_length=SHAPES[shape], batch_size=batch_size)
-    fp32_seconds, batch_times, fp32_scores = time_batched(scorer, prompts, f"{shape} batched fp32")
+    lengths = [len(seq) for seq in scorer.tokenize(prompts)]
+    groups = scorer.batches(lengths)
+    fp32_seconds, batch_times, fp32_scores = time_batched(scorer, prompts, groups, f"{shape} batched fp32")
 
     subset = prompts[: naive_prompts or len(prompts)]
     start = time.perf_counter()
@@ -165,13 +168,13 @@ def run_scoring_bench(
     seconds, tau, max_diff = fp32_seconds, None, None
     if dtype != torch.float32:
         scorer.model.to(dtype)  # what `TransformerScorer.load(..., dtype=)` loads, without a round trip to disk
-        seconds, batch_times, scores = time_batched(scorer, prompts, f"{shape} batched {_name(dtype)}")
+        seconds, batch_times, scores = time_batched(scorer, prompts, groups, f"{shape} batched {_name(dtype)}")
         tau = float(rank_correlation(scores, fp32_scores)["kendall_tau"])
         max_diff = float(np.max(np.abs(scores - fp32_scores)))
     return ScoringBenchResult(
         shape=shape,
         num_prompts=len(prompts),
-        mean_tokens=float(np.mean([len(seq) for seq in scorer.tokenize(prompts)])),
+        mean_tokens=float(np.mean(lengths)),
         batch_size=batch_size,
         dtype=_name(dtype),
         batched_prompts_per_s=len(prompts) / seconds,
