@@ -38,6 +38,10 @@ class Recipe:
     batch_size: int = 32
     lr: float = 2e-5
     weight_decay: float = 0.01
+    warmup_steps: int = 0
+    lr_schedule: str = "constant"  # or "linear" (decay to 0 after warm-up)
+    max_grad_norm: float | None = None
+    autocast: str | None = None  # "bfloat16" / "float16": mixed-precision forward passes
     seed: int = 0
     max_length: int = 512
     lexical: dict[str, Any] = field(default_factory=dict)  # LexicalFeaturizer settings (hash_dim, edge_words...)
@@ -67,6 +71,10 @@ class Recipe:
             batch_size=self.batch_size,
             lr=self.lr,
             weight_decay=self.weight_decay,
+            warmup_steps=self.warmup_steps,
+            lr_schedule=self.lr_schedule,
+            max_grad_norm=self.max_grad_norm,
+            autocast=self.autocast,
             seed=self.seed,
             max_seconds=None if self.max_minutes is None else self.max_minutes * 60,
         )

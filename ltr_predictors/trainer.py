@@ -1,7 +1,8 @@
 """Train a length predictor with one of the `losses` and write a folder `LengthPredictor.from_pretrained` loads.
 
-The loop is the same for every backbone: shuffle the training prompts (one batch is one listMLE list), step AdamW,
-score the validation prompts after each epoch and keep the weights of the best validation Kendall tau. Under one
+The loop is the same for every backbone: shuffle the training prompts (one batch is one listMLE list), step AdamW
+(optionally with warm-up and linear decay, gradient clipping and bf16 autocast, as LLM fine-tunes need), score the
+validation prompts after each epoch and keep the weights of the best validation Kendall tau. Under one
 seed the run is deterministic (shuffles, tie breaks and initialisation all come from it). The written folder holds
 vllm-ltr's `usage_config.json`, our `ltr_config.json` (direction, buckets, license, provenance with the
 validation metrics) and `finetuned/` (safetensors weights; a transformers backbone's tokenizer too).
@@ -30,6 +31,9 @@ from .predictor import WEIGHTS_SUBDIR
 from .training_data import Example
 from .usage_config import UsageConfig
 
+LR_SCHEDULES = ("constant", "linear")
+AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
 
 @dataclass
 class TrainConfig:
@@ -43,6 +47,16 @@ class TrainConfig:
     seed: int = 0
     max_seconds: float | None = None  # stop (then validate) once training has run this long
     device: str = "cpu"  # where the module and each batch live during training and validation
+    warmup_steps: int = 0  # the learning rate rises linearly from 0 over this many steps
+    lr_schedule: str = "constant"  # after warm-up: "constant", or "linear" decay to 0 at the last step
+    max_grad_norm: float | None = None  # clip the dense parameters' gradient norm to this
+    autocast: str | None = None  # run forward passes under torch.autocast in this dtype ("bfloat16", "float16")
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule {self.lr_schedule!r}: expected one of {LR_SCHEDULES}")
+        if self.autocast not in (None, *AUTOCAST_DTYPES):
+            raise ValueError(f"autocast {self.autocast!r}: expected one of {sorted(AUTOCAST_DTYPES)} or none")
 
 
 @dataclass
@@ -62,11 +76,13 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def scores_of(trainable: Trainable, encoded: list[Any], loss: LossSpec, batch_size: int = 256) -> np.ndarray:
-    """Length scores (higher = longer) of encoded prompts under the current weights."""
+def scores_of(
+    trainable: Trainable, encoded: list[Any], loss: LossSpec, batch_size: int = 256, autocast: str | None = None
+) -> np.ndarray:
+    """Length scores (higher = longer) of encoded prompts under the current weights (forward under `autocast`)."""
     trainable.module.eval()
     outputs = []
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast_to(trainable, autocast):
         for start in range(0, len(encoded), batch_size):
             outputs.append(trainable.forward(encoded[start : start + batch_size]).float().cpu().numpy())
     raw = np.concatenate(outputs) if outputs else np.zeros((0, loss.num_labels))
@@ -98,6 +114,7 @@ def train(
     val_lengths = [e.target if e.target is not None else e.length for e in val_set]
     optimizers = make_optimizers(trainable.module, config.lr, config.weight_decay)
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    schedules = [lr_schedule(o, config, steps_per_epoch * config.epochs) for o in optimizers]
     history: list[dict[str, float]] = []
     best: tuple[float, int, dict[str, torch.Tensor] | None] = (-math.inf, config.epochs, None)
     bar = tqdm(total=steps_per_epoch * config.epochs, desc="training", unit="batch", disable=not progress)
@@ -109,19 +126,24 @@ def train(
             if _out_of_time(started, config.max_seconds):
                 break
             index = order[start : start + config.batch_size]
-            outputs = trainable.forward([encoded[i] for i in index.tolist()])
-            loss = config.loss(outputs, lengths[index].to(outputs.device), generator)
+            with autocast_to(trainable, config.autocast):
+                outputs = trainable.forward([encoded[i] for i in index.tolist()])
+            loss = config.loss(outputs.float(), lengths[index].to(outputs.device), generator)
             for optimizer in optimizers:
                 optimizer.zero_grad()
             loss.backward()
-            for optimizer in optimizers:
+            if config.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(dense_parameters(trainable.module), config.max_grad_norm)
+            for optimizer, schedule in zip(optimizers, schedules, strict=True):
                 optimizer.step()
+                schedule.step()
             total += loss.item()
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
         row = {"epoch": float(epoch), "train_loss": total / steps_per_epoch}
         if val_set:
-            row["val_kendall_tau"] = kendall(scores_of(trainable, val_encoded, config.loss), val_lengths)
+            val_scores = scores_of(trainable, val_encoded, config.loss, autocast=config.autocast)
+            row["val_kendall_tau"] = kendall(val_scores, val_lengths)
             bar.set_postfix(epoch=epoch, loss=f"{row['train_loss']:.4f}", val_tau=f"{row['val_kendall_tau']:.4f}")
             if row["val_kendall_tau"] > best[0]:
                 best = (row["val_kendall_tau"], epoch, copy.deepcopy(trainable.module.state_dict()))
@@ -142,12 +164,40 @@ def train(
     )
 
 
-def make_optimizers(module: torch.nn.Module, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
-    """AdamW for dense parameters; SparseAdam (lazy, no weight decay) for sparse-gradient embedding bags."""
-    sparse_ids = {
+def autocast_to(trainable: Trainable, dtype: str | None) -> torch.autocast:
+    """`torch.autocast` on the module's device in `dtype` (a no-op context when `dtype` is None)."""
+    device = next(trainable.module.parameters()).device
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES.get(dtype or ""), enabled=dtype is not None)
+
+
+def lr_schedule(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `config.warmup_steps`, then constant or linear decay to 0 at `total_steps`."""
+
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps > 0 else 1.0
+        return warm * (max(0.0, 1.0 - step / total_steps) if config.lr_schedule == "linear" else 1.0)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _sparse_ids(module: torch.nn.Module) -> set[int]:
+    return {
         id(m.weight) for m in module.modules() if isinstance(m, torch.nn.EmbeddingBag | torch.nn.Embedding) and m.sparse
     }
-    dense = [p for p in module.parameters() if id(p) not in sparse_ids]
+
+
+def dense_parameters(module: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """Parameters with dense gradients (all but sparse embedding bags' weights)."""
+    sparse = _sparse_ids(module)
+    return [p for p in module.parameters() if id(p) not in sparse]
+
+
+def make_optimizers(module: torch.nn.Module, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
+    """AdamW for dense parameters; SparseAdam (lazy, no weight decay) for sparse-gradient embedding bags."""
+    sparse_ids = _sparse_ids(module)
+    dense = dense_parameters(module)
     sparse = [p for p in module.parameters() if id(p) in sparse_ids]
     optimizers: list[torch.optim.Optimizer] = [torch.optim.AdamW(dense, lr=lr, weight_decay=weight_decay)]
     if sparse:

@@ -29,7 +29,7 @@ from ltr_predictors.losses import (
     regression_loss,
 )
 from ltr_predictors.predictor import LengthPredictor
-from ltr_predictors.trainer import TrainConfig, kendall, scores_of, train, write_predictor
+from ltr_predictors.trainer import TrainConfig, kendall, lr_schedule, scores_of, train, write_predictor
 from ltr_predictors.training_data import DataSource, Example, read_examples, split_examples
 
 
@@ -116,11 +116,11 @@ def tiny_bert_backbone(folder: Path) -> Path:
     return folder
 
 
-def fit(backbone: str, spec: LossSpec, seed: int = 0, epochs: int = 8, lr: float = 0.05, n: int = 1000):
+def fit(backbone: str, spec: LossSpec, seed: int = 0, epochs: int = 8, lr: float = 0.05, n: int = 1000, **options):
     trainable = make_trainable(backbone, spec.num_labels, max_length=64, seed=seed, lexical={"hash_dim": 1 << 12})
     data, test = synthetic(n, seed=1), synthetic(200, seed=2)
     before = kendall(scores_of(trainable, trainable.encode([e.prompt for e in test]), spec), [e.length for e in test])
-    config = TrainConfig(loss=spec, epochs=epochs, batch_size=32, lr=lr, weight_decay=0.0, seed=seed)
+    config = TrainConfig(loss=spec, epochs=epochs, batch_size=32, lr=lr, weight_decay=0.0, seed=seed, **options)
     result = train(trainable, data, test[:50], config, progress=False)
     after = kendall(scores_of(trainable, trainable.encode([e.prompt for e in test]), spec), [e.length for e in test])
     return trainable, before, after, result
@@ -150,6 +150,37 @@ def test_transformer_backbone_learns_the_synthetic_task(loss: str, tmp_path: Pat
     _, before, after, _ = fit(backbone, LOSS_SPECS[loss], epochs=3, lr=3e-3, n=600)
     assert before < 0.3  # a random head ranks at random (or worse)
     assert after > 0.8
+
+
+def test_warm_up_then_linear_decay() -> None:
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = lr_schedule(optimizer, TrainConfig(warmup_steps=4, lr_schedule="linear"), total_steps=10)
+    rates = []
+    for _ in range(10):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    np.testing.assert_allclose(rates, [0.25, 0.45, 0.6, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], atol=1e-9)
+    constant = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    lr_schedule(constant, TrainConfig(), total_steps=10)
+    assert constant.param_groups[0]["lr"] == 0.5
+
+
+def test_bad_schedule_or_autocast_names_the_value() -> None:
+    with pytest.raises(ValueError, match="'cosine'"):
+        TrainConfig(lr_schedule="cosine")
+    with pytest.raises(ValueError, match="'int8'"):
+        TrainConfig(autocast="int8")
+
+
+def test_bf16_autocast_clipping_and_schedule_still_learn(tmp_path: Path) -> None:
+    """The LLM recipe's settings (bf16 autocast, clipped gradients, warm-up + linear decay) on the tiny BERT."""
+    backbone = str(tiny_bert_backbone(tmp_path / "tiny-bert"))
+    options = {"autocast": "bfloat16", "max_grad_norm": 1.0, "warmup_steps": 5, "lr_schedule": "linear"}
+    trainable, before, after, _ = fit(backbone, LOSS_SPECS["margin"], epochs=3, lr=3e-3, n=600, **options)
+    assert before < 0.3
+    assert after > 0.8
+    assert next(trainable.module.parameters()).dtype == torch.float32  # autocast leaves the weights in fp32
 
 
 # ------------------------------------------------------------------------------------ save, load, determinism

@@ -18,7 +18,7 @@ from ..backbones import LEXICAL, Trainable, make_trainable
 from ..licenses import KNOWN_LICENSES, license_of_backbone
 from ..losses import LOSSES, LossSpec
 from ..recipes import Recipe, load_recipe, recipe_names
-from ..trainer import kendall, scores_of, train, write_predictor
+from ..trainer import AUTOCAST_DTYPES, LR_SCHEDULES, kendall, scores_of, train, write_predictor
 from ..training_data import DataSource, Example, read_examples, split_examples
 from ._common import length_counter, print_json
 
@@ -49,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--weight-decay", type=float, default=None)
+    parser.add_argument("--warmup-steps", type=int, default=None, help="linear learning-rate warm-up steps")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None, help="after warm-up (default constant)")
+    parser.add_argument("--max-grad-norm", type=float, default=None, help="clip the gradient norm to this")
+    parser.add_argument(
+        "--autocast", choices=sorted(AUTOCAST_DTYPES), default=None, help="mixed-precision forward passes"
+    )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--max-length", type=int, default=None, help="tokens (transformers) or characters (lexical)")
     parser.add_argument("--val-fraction", type=float, default=None)
@@ -141,7 +147,10 @@ def provenance_of(recipe: Recipe, pred_model: str | None, result: dict[str, Any]
         "data": [s.describe() for s in recipe.data],
         "hyperparameters": {
             k: getattr(recipe, k)
-            for k in ("loss", "margin", "delta", "buckets", "epochs", "batch_size", "lr", "weight_decay", "max_length")
+            for k in (
+                *("loss", "margin", "delta", "buckets", "epochs", "batch_size", "lr", "weight_decay", "max_length"),
+                *("warmup_steps", "lr_schedule", "max_grad_norm", "autocast"),
+            )
         }
         | {"val_fraction": recipe.val_fraction, "test_fraction": recipe.test_fraction, "lexical": recipe.lexical},
         "training": {
