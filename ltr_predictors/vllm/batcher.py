@@ -1,7 +1,9 @@
 """`MicroBatcher`: score prompts in small batches on one worker thread, off any event loop.
 
 Callers `submit(text)` and get a `concurrent.futures.Future` of the score. The worker takes the first waiting
-prompt, gathers more for up to `max_wait_ms` or until `max_batch` are collected, and scores them in one call.
+prompt, gathers what else is waiting (and what arrives within `max_wait_ms`) up to `max_batch`, and scores them in
+one call. By default it does not wait: under load, prompts queue up while a batch is scored, so batches form by
+themselves, and at low load a window only adds its length to every request (5 ms against 0.8 ms of lexical scoring).
 The queue is bounded: when it is full `submit` raises `BatcherFull` at once instead of piling up latency.
 """
 
@@ -25,7 +27,7 @@ class BatcherFull(LTRPredictorError):
 class MicroBatcher:
     """A daemon thread scoring queued prompts in batches of at most `max_batch`."""
 
-    def __init__(self, score: ScoreFn, *, max_batch: int = 32, max_wait_ms: float = 5.0, max_queue: int = 1024):
+    def __init__(self, score: ScoreFn, *, max_batch: int = 32, max_wait_ms: float = 0.0, max_queue: int = 1024):
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError(
                 f"need max_batch >= 1, max_queue >= 1, max_wait_ms >= 0; got {max_batch}, {max_queue}, {max_wait_ms}"

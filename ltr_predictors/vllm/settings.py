@@ -47,7 +47,7 @@ class HookSettings:
     predictor: str = "default"
     max_extra_wait_s: float | None = None
     batch_size: int = 32
-    batch_wait_ms: float = 5.0
+    batch_wait_ms: float = 0.0  # see MicroBatcher: a window helps only GPU predictors at moderate load
     queue_size: int = 1024
     timeout_s: float = 2.0
     starvation_steps: int | None = None
