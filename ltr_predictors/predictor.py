@@ -34,6 +34,8 @@ from .licenses import LicenseInfo, check_license_accepted, resolve_license
 from .ltr_config import LTRConfig
 from .usage_config import USAGE_CONFIG_NAME, UsageConfig
 
+DTYPES = ("float32", "bfloat16", "float16")  # names `dtype` may be given as (transformer weights)
+
 WEIGHTS_SUBDIR = "finetuned"
 DEFAULT_PREDICTOR_DIR = Path(__file__).parent / "default_predictor"
 _SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")

@@ -67,9 +67,10 @@ class TransformerScorer:
         max_length: int,
         batch_size: int,
         device: str | torch.device | None = None,
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | str | None = None,
         chat_template: bool = False,
     ) -> TransformerScorer:
+        """`dtype`: a torch dtype or its name (`bfloat16`); fp32 when None."""
         config = AutoConfig.from_pretrained(weights_dir, local_files_only=True, trust_remote_code=False)
         model = AutoModelForSequenceClassification.from_pretrained(
             weights_dir,
@@ -77,7 +78,7 @@ class TransformerScorer:
             local_files_only=True,
             trust_remote_code=False,
             use_safetensors=True,
-            dtype=dtype or torch.float32,
+            dtype=(getattr(torch, dtype) if isinstance(dtype, str) else dtype) or torch.float32,
         )
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True, trust_remote_code=False)
         if device is not None:

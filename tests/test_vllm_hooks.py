@@ -9,13 +9,17 @@ import json
 import logging
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import torch
+from tiny_models import write_seed_predictor, write_tokenizer_repo
 
 import ltr_predictors.vllm as ltr
 from ltr_predictors.vllm.batcher import BatcherFull, MicroBatcher
+from ltr_predictors.vllm.middleware import load_scorer
 from ltr_predictors.vllm.prompt_text import prompt_texts
 from ltr_predictors.vllm.scheduler_hook import PROMOTED_PRIORITY, WaitingScorer, lower_keys
 
@@ -233,6 +237,23 @@ def test_hook_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
         ltr.HookSettings.from_env()
     monkeypatch.setenv("LTR_BATCH_SIZE", "0")
     with pytest.raises(ltr.HookConfigError, match="LTR_BATCH_SIZE=0"):
+        ltr.HookSettings.from_env()
+
+
+def test_hooks_load_the_predictor_on_ltr_device_in_ltr_dtype(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    tokenizer = write_tokenizer_repo(tmp_path / "tok", "bert")
+    folder = write_seed_predictor(tmp_path / "PARS-bert", "bert", "rank", 1, pred_model=str(tokenizer))
+    monkeypatch.setenv("LTR_PREDICTOR", str(folder))
+    monkeypatch.setenv("LTR_DEVICE", "cpu")
+    monkeypatch.setenv("LTR_DTYPE", "bfloat16")
+    settings = ltr.HookSettings.from_env()
+    assert (settings.device, settings.dtype, settings.batch_wait_ms) == ("cpu", "bfloat16", 0.0)
+    predictor = load_scorer(settings)
+    weights = next(predictor.scorer.model.parameters())  # type: ignore[attr-defined]
+    assert weights.dtype == torch.bfloat16 and weights.device.type == "cpu"
+    assert len(list(predictor.score(["a short prompt", "write a long essay about the sea"]))) == 2
+    monkeypatch.setenv("LTR_DTYPE", "int8")
+    with pytest.raises(ltr.HookConfigError, match="LTR_DTYPE='int8'"):
         ltr.HookSettings.from_env()
 
 

@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..hub import HubOptions, download_tokenizer
-from ..predictor import LengthPredictor
+from ..predictor import DTYPES, LengthPredictor
 from ..traces import LengthCounter, TraceFormatError, iter_rows, open_text
-
-DTYPES = ("float32", "bfloat16", "float16")
 
 
 def add_predictor_args(parser: argparse.ArgumentParser, multiple: bool = False) -> None:
@@ -41,11 +39,8 @@ def add_loading_args(parser: argparse.ArgumentParser) -> None:
 
 
 def load_predictor(spec: str, args: argparse.Namespace) -> LengthPredictor:
-    import torch
-
-    dtype = getattr(torch, args.dtype) if args.dtype else None
     return LengthPredictor.from_spec(
-        spec, accept_license=args.accept_license, device=args.device, dtype=dtype, batch_size=args.batch_size
+        spec, accept_license=args.accept_license, device=args.device, dtype=args.dtype, batch_size=args.batch_size
     )
 
 

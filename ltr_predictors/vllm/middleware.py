@@ -51,10 +51,13 @@ def quiet_scoring(scorer: ScoresPrompts) -> Callable[[list[str]], Iterable[float
 
 
 def load_scorer(settings: HookSettings) -> ScoresPrompts:
-    """The predictor named by `LTR_PREDICTOR` (licenses accepted through `LTR_PREDICTORS_ACCEPT_LICENSES`)."""
+    """The predictor named by `LTR_PREDICTOR`, on `LTR_DEVICE` in `LTR_DTYPE` (licenses accepted through
+    `LTR_PREDICTORS_ACCEPT_LICENSES`)."""
     from ..predictor import LengthPredictor
 
-    predictor = LengthPredictor.from_spec(settings.predictor, batch_size=settings.batch_size)
+    predictor = LengthPredictor.from_spec(
+        settings.predictor, batch_size=settings.batch_size, device=settings.device, dtype=settings.dtype
+    )
     logger.info("ltr-predictors: scoring with %r", predictor)
     return predictor
 

@@ -4,10 +4,12 @@ arguments, so the environment is the only channel).
 | variable | meaning | default |
 |---|---|---|
 | `LTR_PREDICTOR` | predictor spec for `LengthPredictor.from_spec` | `default` |
+| `LTR_DEVICE` | torch device of a transformer predictor, e.g. `cuda:0` | CPU |
+| `LTR_DTYPE` | its weights' dtype: `float32`, `bfloat16`, `float16` | `float32` |
 | `LTR_MAX_EXTRA_WAIT_S` | bounded wait W in seconds; unset or empty = pure SJF | unset |
 | `LTR_PREDICTORS_ACCEPT_LICENSES` | licenses accepted for restrictive weights (read by the loader) | unset |
 | `LTR_BATCH_SIZE` | most prompts scored in one call | 32 |
-| `LTR_BATCH_WAIT_MS` | how long the middleware gathers a batch | 5 |
+| `LTR_BATCH_WAIT_MS` | how long the middleware waits for more prompts to batch | 0 |
 | `LTR_QUEUE_SIZE` | most prompts waiting to be scored (middleware) | 1024 |
 | `LTR_TIMEOUT_S` | longest a request waits for its score before a neutral priority (middleware) | 2 |
 | `LTR_STARVATION_STEPS` | scheduler: promote a request still waiting after this many `schedule()` calls | unset |
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..errors import LTRPredictorError
+from ..predictor import DTYPES
 
 T = TypeVar("T", int, float)
 LOGGER_NAME = "ltr_predictors.vllm"
@@ -45,6 +48,8 @@ class HookConfigError(LTRPredictorError, ValueError):
 @dataclass(frozen=True)
 class HookSettings:
     predictor: str = "default"
+    device: str | None = None
+    dtype: str | None = None
     max_extra_wait_s: float | None = None
     batch_size: int = 32
     batch_wait_ms: float = 0.0  # see MicroBatcher: a window helps only GPU predictors at moderate load
@@ -57,6 +62,8 @@ class HookSettings:
     def from_env(cls) -> HookSettings:
         return cls(
             predictor=os.environ.get("LTR_PREDICTOR") or "default",
+            device=os.environ.get("LTR_DEVICE", "").strip() or None,
+            dtype=_choice("LTR_DTYPE", DTYPES),
             max_extra_wait_s=_optional("LTR_MAX_EXTRA_WAIT_S", float),
             batch_size=_number("LTR_BATCH_SIZE", int, cls.batch_size, minimum=1),
             batch_wait_ms=_number("LTR_BATCH_WAIT_MS", float, cls.batch_wait_ms, minimum=0),
@@ -65,6 +72,13 @@ class HookSettings:
             starvation_steps=_optional("LTR_STARVATION_STEPS", int),
             max_score_per_step=_number("LTR_MAX_SCORE_PER_STEP", int, cls.max_score_per_step, minimum=1),
         )
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> str | None:
+    raw = os.environ.get(name, "").strip()
+    if raw and raw not in choices:
+        raise HookConfigError(f"{name}={raw!r}: expected one of {', '.join(choices)}")
+    return raw or None
 
 
 def _number(name: str, kind: type[T], default: T, minimum: float) -> T:
