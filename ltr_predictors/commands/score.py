@@ -1,4 +1,7 @@
-"""`ltr-predictors score`: score a file of prompts and write one JSON line per prompt."""
+"""`ltr-predictors score`: score a file of prompts and write one JSON line per prompt.
+
+Each line keeps the row's `id`, the prompt's index, score, rank and `prompt_sha1`, by which `bench --scores` replays it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import argparse
 import json
 import sys
 
+from ..replayed_scores import prompt_sha1
 from ._common import add_predictor_args, load_predictor, read_prompts
 
 
@@ -24,8 +28,8 @@ def run(args: argparse.Namespace) -> int:
     ranks = scores.argsort(kind="stable").argsort(kind="stable")
     out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
     try:
-        for index, (row, score, rank) in enumerate(zip(rows, scores, ranks, strict=True)):
-            record = {"index": index, "score": float(score), "rank": int(rank)}
+        for index, (prompt, row, score, rank) in enumerate(zip(prompts, rows, scores, ranks, strict=True)):
+            record = {"index": index, "score": float(score), "rank": int(rank), "prompt_sha1": prompt_sha1(prompt)}
             if "id" in row:
                 record = {"id": row["id"], **record}
             out.write(json.dumps(record) + "\n")

@@ -1,0 +1,73 @@
+"""Scores computed elsewhere, replayed by prompt: `ltr-predictors score` output read back for `bench --scores`.
+
+A predictor too slow for the machine that serves (an LLM ranker on a CPU-only host) can still be benchmarked
+there: score the trace's prompts where the predictor runs (`ltr-predictors score --device cuda`), then replay
+the scores. Rows are matched by the SHA-1 of the prompt text (`prompt_sha1`, which `score` writes), so the file
+holds no prompt text. Looking a score up costs nothing, so a benchmark using replayed scores leaves the
+predictor's scoring time out, and says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import LTRPredictorError
+from .traces import TraceFormatError, iter_rows
+
+
+class ScoreTableError(LTRPredictorError, ValueError):
+    """A scores file is malformed, or lacks the score of a prompt asked for (the message names the file)."""
+
+
+def prompt_sha1(prompt: str) -> str:
+    """The key a prompt's score is stored under (hex SHA-1 of its UTF-8 text)."""
+    return hashlib.sha1(prompt.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ReplayedScores:
+    """Scores (higher = longer) by prompt SHA-1, read from a `score` output file (JSONL, `.gz` welcome)."""
+
+    path: Path
+    table: dict[str, float]
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ReplayedScores:
+        path = Path(path)
+        table: dict[str, float] = {}
+        try:
+            for number, row in iter_rows(path):
+                key, score = row.get("prompt_sha1"), row.get("score")
+                if not isinstance(key, str) or len(key) != 40:
+                    raise ScoreTableError(
+                        f"{path}:{number}: missing 40-character 'prompt_sha1' (write the file with `score`)"
+                    )
+                if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+                    raise ScoreTableError(f"{path}:{number}: 'score' must be a finite number, got {score!r}")
+                table[key] = float(score)
+        except TraceFormatError as exc:
+            raise ScoreTableError(str(exc)) from exc
+        if not table:
+            raise ScoreTableError(f"{path}: no scores")
+        return cls(path, table)
+
+    @property
+    def name(self) -> str:
+        return f"scores replayed from {self.path.name}"
+
+    def score(self, prompts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """The stored score of each prompt; every prompt must have one."""
+        keys = [prompt_sha1(p) for p in prompts]
+        missing = [k for k in keys if k not in self.table]
+        if missing:
+            raise ScoreTableError(
+                f"{self.path}: no score for {len(missing)} of {len(prompts)} prompts (first: prompt_sha1 {missing[0]});"
+                " score the same prompts with `ltr-predictors score`"
+            )
+        return np.array([self.table[k] for k in keys], dtype=np.float64)
