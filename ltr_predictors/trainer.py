@@ -115,6 +115,7 @@ def train(
     optimizers = make_optimizers(trainable.module, config.lr, config.weight_decay)
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     schedules = [lr_schedule(o, config, steps_per_epoch * config.epochs) for o in optimizers]
+    clipped = dense_parameters(trainable.module) if config.max_grad_norm is not None else []
     history: list[dict[str, float]] = []
     best: tuple[float, int, dict[str, torch.Tensor] | None] = (-math.inf, config.epochs, None)
     bar = tqdm(total=steps_per_epoch * config.epochs, desc="training", unit="batch", disable=not progress)
@@ -133,7 +134,7 @@ def train(
                 optimizer.zero_grad()
             loss.backward()
             if config.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(dense_parameters(trainable.module), config.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(clipped, config.max_grad_norm)
             for optimizer, schedule in zip(optimizers, schedules, strict=True):
                 optimizer.step()
                 schedule.step()

@@ -80,11 +80,12 @@ def run(args: argparse.Namespace) -> int:
     title = f"{Path(args.data).name}: {len(requests)} requests, model {Path(model).name}, x{args.length_scale} lengths"
     if args.max_output_tokens:
         title += f" capped at {args.max_output_tokens} tokens"
-    if any(p.startswith("ltr") for p in policies) and args.scores:
+    scored = any(p.startswith("ltr") for p in policies)
+    if scored and args.scores:
         predictor = ReplayedScores.from_file(args.scores)
         predictor.score([r.prompt for r in requests])  # every request must have its score before the engine starts
         title += f", {predictor.name} (scoring time not included)"
-    elif any(p.startswith("ltr") for p in policies):
+    elif scored:
         predictor = load_predictor(args.predictor, args)
         title += f", predictor {predictor.info.name}"
     if args.repeats < 1:
