@@ -26,6 +26,7 @@ from transformers import (
 )
 
 from .errors import UsageConfigError
+from .labeling import chat_texts
 
 # A token is rarely longer than this many characters: text beyond it can never survive truncation.
 MAX_CHARS_PER_TOKEN = 32
@@ -102,13 +103,6 @@ class TransformerScorer:
         )
         return [seq if seq else [fallback] for seq in ids]
 
-    def chat_text(self, content: str) -> str:
-        """`content` as one user turn of the chat template, ending with the generation prompt."""
-        text = self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
-        )
-        return str(text)
-
     def _templated_ids(self, contents: list[str]) -> list[list[int]]:
         """Ids of each templated text (the template writes its own special tokens), at most `max_length`.
 
@@ -116,7 +110,7 @@ class TransformerScorer:
         merge tokens differently, hence the loop); a template longer than the limit on its own keeps its end.
         """
         encode = self.tokenizer
-        ids: list[list[int]] = encode([self.chat_text(c) for c in contents], add_special_tokens=False)["input_ids"]
+        ids: list[list[int]] = encode(chat_texts(encode, contents), add_special_tokens=False)["input_ids"]
         for index, content in enumerate(contents):
             for _ in range(8):
                 excess = len(ids[index]) - self.max_length
@@ -124,7 +118,7 @@ class TransformerScorer:
                     break
                 content_ids = encode(content, add_special_tokens=False)["input_ids"]
                 content = str(encode.decode(content_ids[: max(len(content_ids) - excess, 0)]))
-                ids[index] = encode(self.chat_text(content), add_special_tokens=False)["input_ids"]
+                ids[index] = encode(chat_texts(encode, [content])[0], add_special_tokens=False)["input_ids"]
             ids[index] = ids[index][-self.max_length :]
         return ids
 
