@@ -1,8 +1,8 @@
 """The `ltr-predictors` command line. Each subcommand lives in `ltr_predictors/commands/<name>.py`.
 
 A command module defines `register(subparsers)`, which adds its parser and sets `func(args) -> int`. Bad input
-raised as an `LTRPredictorError` (or a TypeError/ValueError from argument checks) becomes one line on stderr and
-exit status 2, never a traceback.
+raised as an `LTRPredictorError` (`CommandLineError` for flags that argparse cannot check) or a missing file
+becomes one line on stderr and exit status 2, never a traceback.
 """
 
 from __future__ import annotations

@@ -38,3 +38,7 @@ class LicenseNotAcceptedError(LTRPredictorError, PermissionError):
 
 class LicenseCheckError(LTRPredictorError, ValueError):
     """A declared license contradicts what a predictor's provenance says (used by cards and uploads)."""
+
+
+class CommandLineError(LTRPredictorError, ValueError):
+    """A command-line flag is malformed or contradicts another (the message names the flag)."""

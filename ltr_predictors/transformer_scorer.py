@@ -30,6 +30,10 @@ from .labeling import chat_texts
 
 # A token is rarely longer than this many characters: text beyond it can never survive truncation.
 MAX_CHARS_PER_TOKEN = 32
+# Padded tokens per batch on a CPU, where a batch costs about its padded tokens: a long prompt then never pads
+# many short ones. An accelerator runs a full batch in about the time of one prompt, so there only the prompt
+# count bounds a batch (a 1,024-token budget cut the SmolLM2 ranker's batches to ~5 prompts on a GPU).
+CPU_BATCH_TOKENS = 1024
 
 
 class TransformerScorer:
@@ -41,9 +45,11 @@ class TransformerScorer:
         tokenizer: PreTrainedTokenizerBase,
         max_length: int,
         batch_size: int = 32,
-        max_batch_tokens: int = 1024,
+        max_batch_tokens: int | None = None,
         chat_template: bool = False,
     ) -> None:
+        """`max_batch_tokens`: padded tokens per batch; None: `CPU_BATCH_TOKENS` while the model is on a CPU,
+        else no budget beyond `batch_size` prompts."""
         if chat_template and not getattr(tokenizer, "chat_template", None):
             raise UsageConfigError(f"chat_template is set, but tokenizer {tokenizer.name_or_path!r} has none")
         self.model = model.eval()
@@ -122,20 +128,27 @@ class TransformerScorer:
             ids[index] = ids[index][-self.max_length :]
         return ids
 
-    def batches(self, lengths: list[int]) -> list[np.ndarray]:
-        """Indices grouped shortest first: at most `batch_size` prompts and `max_batch_tokens` padded tokens each.
+    def token_budget(self) -> int:
+        """Padded tokens allowed per batch, for the device the model is on now (training moves it)."""
+        if self.max_batch_tokens is not None:
+            return self.max_batch_tokens
+        on_cpu = next(self.model.parameters()).device.type == "cpu"
+        return CPU_BATCH_TOKENS if on_cpu else self.batch_size * self.max_length
 
-        Real prompt lengths have a long tail; a fixed count would pad a few short prompts up to the longest one.
+    def batches(self, lengths: list[int]) -> list[np.ndarray]:
+        """Indices grouped shortest first: at most `batch_size` prompts and `token_budget()` padded tokens each.
+
+        Real prompt lengths have a long tail; on a CPU a fixed count would pad a few short prompts up to the
+        longest one.
         """
+        budget = self.token_budget()
         order = np.argsort(lengths, kind="stable")
         groups: list[np.ndarray] = []
         start = 0
         while start < len(order):
             end = start + 1
             while (
-                end < len(order)
-                and end - start < self.batch_size
-                and (end - start + 1) * lengths[order[end]] <= self.max_batch_tokens
+                end < len(order) and end - start < self.batch_size and (end - start + 1) * lengths[order[end]] <= budget
             ):
                 end += 1
             groups.append(order[start:end])

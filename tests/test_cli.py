@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import re
+import time
 import warnings
 
 import numpy as np
@@ -17,7 +18,7 @@ from ltr_predictors.errors import PredictorSpecError
 from ltr_predictors.evaluation import rank_correlation
 from ltr_predictors.hub import PredictorSpec
 from ltr_predictors.predictor import LengthPredictor
-from ltr_predictors.replayed_scores import ReplayedScores, ScoreTableError
+from ltr_predictors.replayed_scores import ReplayedScores, ScoreTableError, ScoringTime
 
 
 @pytest.fixture
@@ -54,6 +55,23 @@ def test_score_output_replays_the_same_scores(predictor_dir, tmp_path):
     np.testing.assert_allclose(replayed.score(list(reversed(texts))), expected, rtol=1e-12)
     with pytest.raises(ScoreTableError, match="no score for 1 of 2 prompts"):
         replayed.score([texts[0], "never scored"])
+    assert replayed.name == "scores replayed from scores.jsonl (scoring time not included)"
+
+
+def test_replayed_scores_wait_the_scoring_time_given(predictor_dir, tmp_path):
+    """With a `ScoringTime`, a batch of n prompts takes at least per_batch + n * per_prompt ms; lookup does not."""
+    texts = ["one", "two words", "three more words"]
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps({"prompt": t}) for t in texts))
+    out = tmp_path / "scores.jsonl"
+    assert main(["score", "--predictor", str(predictor_dir), "--input", str(prompts), "--output", str(out)]) == 0
+    timed = ReplayedScores.from_file(out, ScoringTime(per_batch_ms=40, per_prompt_ms=20))
+    assert "(scoring time emulated: 40 ms per batch + 20 ms per prompt)" in timed.name
+    start = time.perf_counter()
+    scores = timed.score(texts)
+    assert time.perf_counter() - start >= 0.1
+    np.testing.assert_array_equal(scores, ReplayedScores.from_file(out).score(texts))
+    np.testing.assert_array_equal(timed.lookup(texts), scores)
 
 
 @pytest.mark.parametrize(

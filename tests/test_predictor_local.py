@@ -144,3 +144,21 @@ def test_default_predictor_loads_offline_when_shipped():
     assert predictor.info.commercial_use is True
     scores = predictor.score(["Say yes.", "Write a 2000-word essay on the history of Rome."])
     assert scores[1] > scores[0]
+
+
+def test_batches_budget_padded_tokens_on_cpu_only():
+    """On a CPU a batch holds at most `CPU_BATCH_TOKENS` padded tokens; elsewhere (here: the meta device, as an
+    accelerator stands in) only `batch_size` bounds it, and an explicit budget wins on any device."""
+    from ltr_predictors.transformer_scorer import CPU_BATCH_TOKENS, TransformerScorer
+
+    tokenizer = bert_tokenizer()
+    model = bert_model(num_labels=1, vocab_size=len(tokenizer))
+    scorer = TransformerScorer(model, tokenizer, max_length=64, batch_size=32)
+    lengths = [60] * 40
+    assert scorer.token_budget() == CPU_BATCH_TOKENS
+    assert [len(b) for b in scorer.batches(lengths)] == [17, 17, 6]
+    model.to("meta")
+    assert scorer.token_budget() == 32 * 64
+    assert [len(b) for b in scorer.batches(lengths)] == [32, 8]
+    scorer.max_batch_tokens = 240
+    assert [len(b) for b in scorer.batches(lengths)] == [4] * 10

