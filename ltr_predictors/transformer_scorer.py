@@ -34,6 +34,9 @@ MAX_CHARS_PER_TOKEN = 32
 # many short ones. An accelerator runs a full batch in about the time of one prompt, so there only the prompt
 # count bounds a batch (a 1,024-token budget cut the SmolLM2 ranker's batches to ~5 prompts on a GPU).
 CPU_BATCH_TOKENS = 1024
+# Off the CPU, a batch is padded up to a multiple of this many tokens (within `max_length`): a GPU then sees few
+# distinct shapes, and each new shape costs it kernel selection and loading on first sight.
+ACCELERATOR_PAD_MULTIPLE = 64
 
 
 class TransformerScorer:
@@ -47,9 +50,11 @@ class TransformerScorer:
         batch_size: int = 32,
         max_batch_tokens: int | None = None,
         chat_template: bool = False,
+        pad_multiple: int | None = None,
     ) -> None:
         """`max_batch_tokens`: padded tokens per batch; None: `CPU_BATCH_TOKENS` while the model is on a CPU,
-        else no budget beyond `batch_size` prompts."""
+        else no budget beyond `batch_size` prompts. `pad_multiple`: batches padded up to a multiple of this many
+        tokens; None: 1 on a CPU, else `ACCELERATOR_PAD_MULTIPLE`."""
         if chat_template and not getattr(tokenizer, "chat_template", None):
             raise UsageConfigError(f"chat_template is set, but tokenizer {tokenizer.name_or_path!r} has none")
         self.model = model.eval()
@@ -57,6 +62,7 @@ class TransformerScorer:
         self.chat_template = chat_template
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
+        self.pad_multiple = pad_multiple
         if tokenizer.pad_token is None:  # OPT/GPT-2 style tokenizers may have none: batching needs one
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         if getattr(model.config, "pad_token_id", None) is None:
@@ -128,12 +134,20 @@ class TransformerScorer:
             ids[index] = ids[index][-self.max_length :]
         return ids
 
+    def _on_cpu(self) -> bool:
+        """Whether the model is on a CPU now (training moves it)."""
+        return next(self.model.parameters()).device.type == "cpu"
+
     def token_budget(self) -> int:
-        """Padded tokens allowed per batch, for the device the model is on now (training moves it)."""
+        """Padded tokens allowed per batch, for the device the model is on now."""
         if self.max_batch_tokens is not None:
             return self.max_batch_tokens
-        on_cpu = next(self.model.parameters()).device.type == "cpu"
-        return CPU_BATCH_TOKENS if on_cpu else self.batch_size * self.max_length
+        return CPU_BATCH_TOKENS if self._on_cpu() else self.batch_size * self.max_length
+
+    def padded_length(self, longest: int) -> int:
+        """The length a batch whose longest prompt has `longest` tokens is padded to, on the model's device now."""
+        multiple = self.pad_multiple or (1 if self._on_cpu() else ACCELERATOR_PAD_MULTIPLE)
+        return max(longest, min(-(-longest // multiple) * multiple, self.max_length))
 
     def batches(self, lengths: list[int]) -> list[np.ndarray]:
         """Indices grouped shortest first: at most `batch_size` prompts and `token_budget()` padded tokens each.
@@ -164,7 +178,11 @@ class TransformerScorer:
             for idx in tqdm(
                 self.batches([len(seq) for seq in ids]), desc="scoring", unit="batch", disable=not progress
             ):
-                batch = self.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+                rows = [ids[i] for i in idx]
+                length = self.padded_length(max(map(len, rows)))
+                batch = self.tokenizer.pad(
+                    {"input_ids": rows}, padding="max_length", max_length=length, return_tensors="pt"
+                )
                 logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits
                 out[idx] = logits.float().cpu().numpy()
         return out

@@ -162,3 +162,30 @@ def test_batches_budget_padded_tokens_on_cpu_only():
     assert [len(b) for b in scorer.batches(lengths)] == [32, 8]
     scorer.max_batch_tokens = 240
     assert [len(b) for b in scorer.batches(lengths)] == [4] * 10
+
+
+@pytest.mark.parametrize("kind", ["bert", "opt"])
+def test_padding_batches_to_a_multiple_leaves_scores_unchanged(kind):
+    """Off the CPU batches are padded to a multiple of `ACCELERATOR_PAD_MULTIPLE` tokens (never past `max_length`);
+    the model sees those lengths and, thanks to the attention mask, scores as without the padding."""
+    from tiny_models import opt_model, opt_tokenizer
+
+    from ltr_predictors.transformer_scorer import ACCELERATOR_PAD_MULTIPLE, TransformerScorer
+
+    tokenizer = bert_tokenizer() if kind == "bert" else opt_tokenizer()
+    model = (bert_model if kind == "bert" else opt_model)(num_labels=1, vocab_size=len(tokenizer))
+    prompts = ["short", "a somewhat longer prompt about the sea", "write " * 20, "list three things"]
+    plain = TransformerScorer(model, tokenizer, max_length=48, batch_size=4)
+    assert plain.padded_length(37) == 37  # on a CPU: no padding beyond the longest prompt
+    seen: list[int] = []
+    model.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    expected = plain.raw(prompts)
+    padded = TransformerScorer(model, tokenizer, max_length=48, batch_size=4, pad_multiple=16)
+    assert [padded.padded_length(n) for n in (1, 16, 17, 40, 48)] == [16, 16, 32, 48, 48]
+    seen.clear()
+    np.testing.assert_allclose(padded.raw(prompts), expected, rtol=1e-5, atol=1e-5)
+    assert seen and all(n % 16 == 0 for n in seen)
+    model.to("meta")
+    assert plain.padded_length(5) == min(ACCELERATOR_PAD_MULTIPLE, plain.max_length)

