@@ -31,7 +31,7 @@ from .labeling import chat_texts
 # A token is rarely longer than this many characters: text beyond it can never survive truncation.
 MAX_CHARS_PER_TOKEN = 32
 # Padded tokens per batch on a CPU, where a batch costs about its padded tokens: a long prompt then never pads
-# many short ones. An accelerator runs a full batch in about the time of one prompt, so there only the prompt
+# many short ones. On an accelerator a batch costs mostly a fixed amount (kernel launches), so there only the prompt
 # count bounds a batch (a 1,024-token budget cut the SmolLM2 ranker's batches to ~5 prompts on a GPU).
 CPU_BATCH_TOKENS = 1024
 # Off the CPU, a batch is padded up to a multiple of this many tokens (within `max_length`): a GPU then sees few

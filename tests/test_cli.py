@@ -44,12 +44,18 @@ def test_score_writes_one_line_per_prompt(predictor_dir, tmp_path, capsys):
     assert len(capsys.readouterr().out.strip().splitlines()) == 2
 
 
-def test_score_output_replays_the_same_scores(predictor_dir, tmp_path):
-    texts = ["a short one", "write a long story about the sea and the stars", "list three fruits"]
+def scores_file(predictor_dir, tmp_path, texts):
+    """`score`'s output for these prompts, written through the CLI."""
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("\n".join(json.dumps({"prompt": t}) for t in texts))
     out = tmp_path / "scores.jsonl"
     assert main(["score", "--predictor", str(predictor_dir), "--input", str(prompts), "--output", str(out)]) == 0
+    return out
+
+
+def test_score_output_replays_the_same_scores(predictor_dir, tmp_path):
+    texts = ["a short one", "write a long story about the sea and the stars", "list three fruits"]
+    out = scores_file(predictor_dir, tmp_path, texts)
     replayed = ReplayedScores.from_file(out)
     expected = LengthPredictor.from_pretrained(predictor_dir).score(list(reversed(texts)))
     np.testing.assert_allclose(replayed.score(list(reversed(texts))), expected, rtol=1e-12)
@@ -61,10 +67,7 @@ def test_score_output_replays_the_same_scores(predictor_dir, tmp_path):
 def test_replayed_scores_wait_the_scoring_time_given(predictor_dir, tmp_path):
     """With a `ScoringTime`, a batch of n prompts takes at least per_batch + n * per_prompt ms; lookup does not."""
     texts = ["one", "two words", "three more words"]
-    prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("\n".join(json.dumps({"prompt": t}) for t in texts))
-    out = tmp_path / "scores.jsonl"
-    assert main(["score", "--predictor", str(predictor_dir), "--input", str(prompts), "--output", str(out)]) == 0
+    out = scores_file(predictor_dir, tmp_path, texts)
     timed = ReplayedScores.from_file(out, ScoringTime(per_batch_ms=40, per_prompt_ms=20))
     assert "(scoring time emulated: 40 ms per batch + 20 ms per prompt)" in timed.name
     start = time.perf_counter()

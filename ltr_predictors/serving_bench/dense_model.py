@@ -8,6 +8,7 @@ tokenizer from the Hub; a dense folder works on every vLLM build, CPU included.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -17,12 +18,14 @@ DENSE_MARKER = "ltr_dense_from_gguf.json"
 
 
 def dense_model_dir(model: str, cache_root: Path) -> str:
-    """`model` itself unless it names GGUF weights; then the folder under `cache_root` they are saved to (made
-    on first use; a folder without its marker file, e.g. cut off mid-write, is made again)."""
+    """`model` itself unless it names GGUF weights; then the folder under `cache_root` they are saved to, named
+    after the GGUF file and its path (made on first use; one without its marker file, e.g. cut off mid-write, is
+    made again)."""
     source = resolve_model(model)
     if source.gguf_file is None:
         return model
-    folder = Path(cache_root) / Path(source.gguf_file).stem
+    gguf_path = (Path(source.path) / source.gguf_file).resolve()
+    folder = Path(cache_root) / f"{gguf_path.stem}-{hashlib.sha1(str(gguf_path).encode()).hexdigest()[:8]}"
     if (folder / DENSE_MARKER).is_file():
         return str(folder)
     import torch
