@@ -15,8 +15,10 @@ import pytest
 from vllm_support import prompts, tiny_predictor
 
 from ltr_predictors.cli import main
+from ltr_predictors.commands import bench as bench_command
 from ltr_predictors.replayed_scores import prompt_sha1
 from ltr_predictors.serving_bench.metrics import RequestTiming, oracle_gain_captured, policy_metrics
+from ltr_predictors.serving_bench.runner import EngineOptions
 from ltr_predictors.serving_bench.workload import arrival_offsets, load_requests, parse_rates
 
 STATS = {"mean", "p50", "p90", "p99"}
@@ -131,6 +133,30 @@ def test_bench_refuses_bad_flags_in_one_line(
     assert main([*args, "--output", str(tmp_path / "r.json")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
+
+
+class EngineNotStarted(Exception):
+    """Raised in place of starting the engine, once its options are known."""
+
+
+@pytest.mark.parametrize(("flag", "eager"), [([], True), (["--no-enforce-eager"], False)])
+def test_bench_passes_enforce_eager_to_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], eager: bool
+) -> None:
+    """Eager by default, CUDA graphs and torch.compile on request. The engine is not started: compiling needs a
+    GPU to be worth it, so the options are caught on their way to it."""
+    longest_first_trace(tmp_path / "trace.jsonl")
+    seen: list[EngineOptions] = []
+
+    def catch_options(requests: object, config: object, options: EngineOptions, predictor: object) -> None:
+        seen.append(options)
+        raise EngineNotStarted
+
+    monkeypatch.setattr(bench_command, "run_benchmark", catch_options)
+    args = ["bench", "--data", str(tmp_path / "trace.jsonl"), "--policies", "fcfs,oracle", *flag]
+    with pytest.raises(EngineNotStarted):
+        main([*args, "--output", str(tmp_path / "r.json")])
+    assert [options.enforce_eager for options in seen] == [eager]
 
 
 @pytest.mark.vllm

@@ -64,6 +64,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--prefix-caching", action="store_true", help="keep vLLM's prefix cache (off: each policy starts cold)"
     )
     parser.add_argument("--gpu-memory-utilization", type=float, default=None, help="default 0.85 GPU, 0.1 CPU")
+    parser.add_argument(
+        "--enforce-eager",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the model eagerly (default, quick to start); --no-enforce-eager: torch.compile and CUDA graphs, "
+        "as vLLM serves by default on a GPU, where eager decoding of a small model is launch-bound",
+    )
     parser.add_argument("--repeats", type=int, default=1, help="rounds over the policies (rotated order), pooled")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", required=True, help="results.json")
@@ -115,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         max_model_len=args.max_model_len,
         max_prompt_tokens=args.max_prompt_tokens,
         gpu_memory_utilization=args.gpu_memory_utilization,
+        enforce_eager=args.enforce_eager,
         prefix_caching=args.prefix_caching,
         seed=args.seed,
     )
