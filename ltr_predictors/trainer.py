@@ -108,9 +108,10 @@ def train(
     trainable.module.to(config.device)
     generator = seed_everything(config.seed)
     started = time.monotonic()
-    encoded = trainable.encode([e.prompt for e in train_set])
+    with autocast_to(trainable, config.autocast):  # encoding may run frozen layers (`FrozenPrefix`)
+        encoded = trainable.encode([e.prompt for e in train_set])
+        val_encoded = trainable.encode([e.prompt for e in val_set]) if val_set else []
     lengths = torch.tensor([e.length for e in train_set], dtype=torch.float32)
-    val_encoded = trainable.encode([e.prompt for e in val_set]) if val_set else []
     val_lengths = [e.target if e.target is not None else e.length for e in val_set]
     optimizers = make_optimizers(trainable.module, config.lr, config.weight_decay)
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
@@ -190,9 +191,9 @@ def _sparse_ids(module: torch.nn.Module) -> set[int]:
 
 
 def dense_parameters(module: torch.nn.Module) -> list[torch.nn.Parameter]:
-    """Parameters with dense gradients (all but sparse embedding bags' weights)."""
+    """Trained parameters with dense gradients (all but frozen ones and sparse embedding bags' weights)."""
     sparse = _sparse_ids(module)
-    return [p for p in module.parameters() if id(p) not in sparse]
+    return [p for p in module.parameters() if p.requires_grad and id(p) not in sparse]
 
 
 def make_optimizers(module: torch.nn.Module, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:

