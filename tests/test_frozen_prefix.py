@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from test_chat_template import PROMPTS, train_tiny
 from test_labeling import write_tiny_causal_lm
 from test_training import tiny_bert_backbone
-from transformers import LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from ltr_predictors.backbones import BackboneError, make_trainable
 from ltr_predictors.frozen_prefix import FrozenPrefixError
@@ -29,11 +29,10 @@ LAYERS = 4
 @pytest.fixture(scope="module")
 def four_layer_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = write_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama-4"))
-    model = LlamaForCausalLM.from_pretrained(folder)
-    model.config.num_hidden_layers = LAYERS
+    config = LlamaConfig.from_pretrained(folder)
+    config.num_hidden_layers = LAYERS
     torch.manual_seed(1)
-    deeper = LlamaForCausalLM(model.config)
-    deeper.save_pretrained(folder)
+    LlamaForCausalLM(config).save_pretrained(folder)
     return folder
 
 
