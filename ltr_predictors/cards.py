@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .errors import UsageConfigError
+from .errors import CardMetadataError, UsageConfigError
 from .heads import DEFAULT_DIRECTION
 from .hub import LEGACY_IDS
 from .license_checks import (
@@ -40,10 +40,6 @@ PIPELINE_TAG = "text-classification"
 BASE_TAGS = ["ltr-predictors", "learning-to-rank", "output-length-prediction", "llm-scheduling", "vllm"]
 SPLITS = ("in-distribution", "cross")
 METRIC_TYPE = "kendall_tau"
-
-
-class CardMetadataError(UsageConfigError):
-    """A card metadata YAML file (or a provenance `eval` entry) is malformed."""
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,21 @@
-"""Errors raised by ltr-predictors.
+"""Errors raised by ltr-predictors: every public exception of the package, in one place.
 
 Every error names the file, field or value at fault, so that a user can fix the input without reading our code.
 They all derive from `LTRPredictorError`, so `except LTRPredictorError` catches anything the library raises on
-bad input.
+bad input; the CLI answers each with one line and exit code 2. Most also derive from the builtin they refine
+(`ValueError`, `TypeError`, ...), so code written against the builtins keeps working.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 class LTRPredictorError(Exception):
     """Base class of every error raised by ltr-predictors on bad input."""
 
 
+# ----------------------------------------------------------------------------------------------- loading predictors
 class PredictorSpecError(LTRPredictorError, ValueError):
     """A predictor spec (`REPO[:SUBFOLDER][@REVISION]` or a path) cannot be parsed or resolved."""
 
@@ -36,8 +40,88 @@ class LicenseNotAcceptedError(LTRPredictorError, PermissionError):
     """The weights are under a restrictive license that the caller has not accepted."""
 
 
+class PromptError(LTRPredictorError, TypeError):
+    """Prompts to score are not a list of strings (the message names the first bad item)."""
+
+
+# ------------------------------------------------------------------------------------------ licenses and publishing
 class LicenseCheckError(LTRPredictorError, ValueError):
     """A declared license contradicts what a predictor's provenance says (used by cards and uploads)."""
+
+
+class LicenseRefusal(LicenseCheckError):
+    """A license rule refused a publication. `path` is the file at fault, `rule` the rule's name."""
+
+    def __init__(self, path: str | Path, rule: str, message: str) -> None:
+        self.path = str(path)
+        self.rule = rule
+        super().__init__(f"{path}: {message} [rule: {rule}]")
+
+
+class CardMetadataError(UsageConfigError):
+    """A card metadata YAML file (or a provenance `eval` entry) is malformed."""
+
+
+class ManifestError(LTRPredictorError, ValueError):
+    """The upload manifest is malformed or names a predictor that does not exist."""
+
+
+class UploadVerificationError(LTRPredictorError):
+    """A predictor downloaded back after the upload does not load or does not score as the local copy."""
+
+
+# ------------------------------------------------------------------------------------------- data and training
+class TraceFormatError(LTRPredictorError, ValueError):
+    """A trace file has a record this library cannot read (the message names file and line)."""
+
+
+class ScoreTableError(LTRPredictorError, ValueError):
+    """A scores file is malformed, or lacks the score of a prompt asked for (the message names the file)."""
+
+
+class RecipeError(LTRPredictorError, ValueError):
+    """A recipe file is missing or has a bad field (the message names the file and field)."""
+
+
+class BackboneError(LTRPredictorError, ValueError):
+    """A backbone id or folder cannot be loaded for training (the message names it)."""
+
+
+class FrozenPrefixError(LTRPredictorError, ValueError):
+    """`train_top_layers` does not fit the backbone (the message names the value and what the backbone has)."""
+
+
+class LossConfigError(LTRPredictorError, ValueError):
+    """A loss name or loss option is not valid (the message names it)."""
+
+
+class LabelingError(LTRPredictorError, ValueError):
+    """The model to label with cannot be found or run (the message names it)."""
+
+
+# ------------------------------------------------------------------------------------------- vLLM and benchmarks
+class HookConfigError(LTRPredictorError, ValueError):
+    """An `LTR_*` environment variable has a value the vLLM hooks cannot use (the message names it)."""
+
+
+class SchedulingPolicyError(LTRPredictorError, ValueError):
+    """The vLLM engine does not schedule by priority, so predicted priorities would be ignored."""
+
+
+class PromptTextError(LTRPredictorError, TypeError):
+    """A prompt has no text for the predictor (e.g. token ids only)."""
+
+
+class BatcherFull(LTRPredictorError):
+    """The scoring queue is full; the caller should fall back to a neutral priority."""
+
+
+class CalibrationError(LTRPredictorError, ValueError):
+    """A calibration / bench results file lacks a field the queueing model needs (the message names it)."""
+
+
+class PlaygroundError(LTRPredictorError, ValueError):
+    """Bad input to the demo app: no predictor chosen, an empty trace, a Hub dataset with no trace file."""
 
 
 class CommandLineError(LTRPredictorError, ValueError):

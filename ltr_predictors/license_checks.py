@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import LicenseCheckError
+from .errors import LicenseRefusal
 from .licenses import (
     KNOWN_LICENSES,
     LicenseInfo,
@@ -33,15 +33,6 @@ from .ltr_config import LTR_CONFIG_NAME, LTRConfig
 from .usage_config import USAGE_CONFIG_NAME, UsageConfig
 
 MIXED_LICENSE_NAME = "mixed-licenses"
-
-
-class LicenseRefusal(LicenseCheckError):
-    """A license rule refused a publication. `path` is the file at fault, `rule` the rule's name."""
-
-    def __init__(self, path: str | Path, rule: str, message: str) -> None:
-        self.path = str(path)
-        self.rule = rule
-        super().__init__(f"{path}: {message} [rule: {rule}]")
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from .buckets import VLLM_LTR_MAX_TOKENS, BucketTable, label_of_length, quantile_buckets, vllm_ltr_buckets
-from .errors import LTRPredictorError
+from .errors import LossConfigError
 
 LOSSES: tuple[str, ...] = ("listmle", "margin", "classification", "regression")
-
-
-class LossConfigError(LTRPredictorError, ValueError):
-    """A loss name or loss option is not valid (the message names it)."""
 
 
 def listmle_loss(scores: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

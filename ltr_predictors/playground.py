@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import LTRPredictorError
+from .errors import PlaygroundError
 from .evaluation import rank_correlation
 from .licenses import KNOWN_LICENSES, LicenseInfo, check_license_accepted
 from .predictor import LengthPredictor
@@ -28,10 +28,6 @@ TRACE_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz")
 NONCOMMERCIAL_LICENSES = sorted(lic.id for lic in KNOWN_LICENSES.values() if not lic.commercial_use)
 
 Progress = Callable[[float, str], None]
-
-
-class PlaygroundError(LTRPredictorError, ValueError):
-    """Bad input to the demo app: no predictor chosen, an empty trace, a Hub dataset with no trace file."""
 
 
 def _no_progress(fraction: float, message: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .buckets import BucketTable, vllm_ltr_buckets
-from .errors import PickleCheckpointError, UsageConfigError, WeightsNotFoundError
+from .errors import PickleCheckpointError, PromptError, UsageConfigError, WeightsNotFoundError
 from .heads import DEFAULT_DIRECTION, length_scores
 from .hub import (
     PICKLE_PATTERNS,
@@ -238,11 +238,11 @@ class LengthPredictor:
 def check_prompts(prompts: Sequence[str]) -> list[str]:
     """A list of strings, or a TypeError naming the first bad item."""
     if isinstance(prompts, str | bytes):
-        raise TypeError("prompts must be a list of strings, not a single string: wrap it in a list")
+        raise PromptError("prompts must be a list of strings, not a single string: wrap it in a list")
     checked = list(prompts)
     for index, prompt in enumerate(checked):
         if not isinstance(prompt, str):
-            raise TypeError(f"prompts[{index}] is {type(prompt).__name__}, expected str")
+            raise PromptError(f"prompts[{index}] is {type(prompt).__name__}, expected str")
     return checked
 
 

@@ -26,7 +26,7 @@ import yaml
 from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, ModelCard
 
 from .cards import CardMetadata, PredictorFacts, collect_data_licenses, render_card
-from .errors import LTRPredictorError, PickleCheckpointError
+from .errors import LTRPredictorError, ManifestError, PickleCheckpointError, UploadVerificationError
 from .hub import PICKLE_PATTERNS, HubOptions, PredictorSpec, download_predictor
 from .license_checks import (
     DeclaredLicense,
@@ -57,14 +57,6 @@ _MANIFEST_KEYS = {
     "licenses_dir",
     "predictors",
 }
-
-
-class ManifestError(LTRPredictorError, ValueError):
-    """The upload manifest is malformed or names a predictor that does not exist."""
-
-
-class UploadVerificationError(LTRPredictorError):
-    """A predictor downloaded back after the upload does not load or does not score as the local copy."""
 
 
 @dataclass(frozen=True)

@@ -24,14 +24,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .errors import LTRPredictorError
+from .errors import CalibrationError
 
 DEFAULT_CALIBRATION = Path(__file__).parent / "demo" / "calibration.json"
 POLICIES = ("fcfs", "predicted", "oracle")
-
-
-class CalibrationError(LTRPredictorError, ValueError):
-    """A calibration / bench results file lacks a field the queueing model needs (the message names it)."""
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,12 @@ from typing import Any
 import yaml
 
 from .backbones import Trainable, make_trainable
-from .errors import LTRPredictorError
+from .errors import RecipeError
 from .losses import LossSpec, bucket_table
 from .trainer import TrainConfig
 from .training_data import DataSource
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
-
-
-class RecipeError(LTRPredictorError, ValueError):
-    """A recipe file is missing or has a bad field (the message names the file and field)."""
 
 
 @dataclass

@@ -20,12 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import LTRPredictorError
-from .traces import TraceFormatError, iter_rows
-
-
-class ScoreTableError(LTRPredictorError, ValueError):
-    """A scores file is malformed, or lacks the score of a prompt asked for (the message names the file)."""
+from .errors import ScoreTableError, TraceFormatError
+from .traces import iter_rows
 
 
 def prompt_sha1(prompt: str) -> str:

@@ -19,11 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import LTRPredictorError
-
-
-class TraceFormatError(LTRPredictorError, ValueError):
-    """A trace file has a record this library cannot read (the message names file and line)."""
+from .errors import TraceFormatError
 
 
 @dataclass

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from .errors import TraceFormatError
 from .splits import split_of
-from .traces import LengthCounter, TraceFormatError, iter_rows, parse_samples, reduce_samples
+from .traces import LengthCounter, iter_rows, parse_samples, reduce_samples
 
 
 @dataclass

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import TraceFormatError
 from ..hub import HubOptions, download_tokenizer
 from ..predictor import DTYPES, LengthPredictor
-from ..traces import LengthCounter, TraceFormatError, iter_rows, open_text
+from ..traces import LengthCounter, iter_rows, open_text
 
 
 def add_predictor_args(parser: argparse.ArgumentParser, multiple: bool = False) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..labeling import LabelingError, SamplingSettings, label_prompts, write_trace
+from ..errors import LabelingError
+from ..labeling import SamplingSettings, label_prompts, write_trace
 from ._common import read_prompts
 
 

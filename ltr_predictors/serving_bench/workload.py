@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import TraceFormatError
 from ..splits import split_of
-from ..traces import TraceFormatError, read_trace
+from ..traces import read_trace
 
 BURST = "burst"
 

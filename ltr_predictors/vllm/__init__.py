@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import HookConfigError, PromptTextError, SchedulingPolicyError
 from .middleware import LTRPriorityMiddleware
-from .offline import PromptTextError, SchedulingPolicyError, generate
+from .offline import generate
 from .priority import LTRPriority
-from .settings import HookConfigError, HookSettings
+from .settings import HookSettings
 
 __all__ = [
     "HookConfigError",

@@ -15,13 +15,9 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 
-from ..errors import LTRPredictorError
+from ..errors import BatcherFull
 
 ScoreFn = Callable[[list[str]], Iterable[float]]
-
-
-class BatcherFull(LTRPredictorError):
-    """The scoring queue is full; the caller should fall back to a neutral priority."""
 
 
 class MicroBatcher:

@@ -12,17 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import LTRPredictorError
+from ..errors import PromptTextError, SchedulingPolicyError
 from .middleware import ScoresPrompts
 from .priority import LTRPriority
-
-
-class SchedulingPolicyError(LTRPredictorError, ValueError):
-    """The vLLM engine does not schedule by priority, so predicted priorities would be ignored."""
-
-
-class PromptTextError(LTRPredictorError, TypeError):
-    """A prompt has no text for the predictor (e.g. token ids only)."""
 
 
 def engine_policy(llm: Any) -> str:

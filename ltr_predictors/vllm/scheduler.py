@@ -20,8 +20,8 @@ from typing import Any
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.scheduler import Scheduler
 
+from ..errors import SchedulingPolicyError
 from .middleware import load_scorer, quiet_scoring
-from .offline import SchedulingPolicyError
 from .scheduler_hook import WaitingScorer
 from .settings import LOGGER_NAME, HookSettings, hook_logger
 

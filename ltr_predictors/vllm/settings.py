@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..errors import LTRPredictorError
+from ..errors import HookConfigError
 from ..predictor import DTYPES
 
 T = TypeVar("T", int, float)
@@ -39,10 +39,6 @@ def hook_logger() -> logging.Logger:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
     return logger
-
-
-class HookConfigError(LTRPredictorError, ValueError):
-    """An `LTR_*` environment variable has a value the vLLM hooks cannot use (the message names it)."""
 
 
 @dataclass(frozen=True)
