@@ -32,6 +32,7 @@ _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors format's own limit
 _MAX_DEPTH = 3  # an archive in a compressed file in an archive is as deep as we look; deeper is refused
+_MAX_MEMBERS = 10_000  # each member costs a read of up to SNIFF_BYTES; more than this is refused, not inspected
 
 
 def is_pickle_name(name: str) -> bool:
@@ -43,7 +44,7 @@ def is_pickle_name(name: str) -> bool:
 
 
 def pickle_reason(path: str | Path) -> str | None:
-    """Why the file at `path` must be treated as a pickle (its name, or what its content is), or None."""
+    """Why the regular file at `path` must be treated as a pickle (its name, or what its content is), or None."""
     path = Path(path)
     if is_pickle_name(path.name):
         return f"named like a pickle checkpoint ({''.join(path.suffixes)})"
@@ -157,6 +158,8 @@ def _zip_reason(stream: IO[bytes], depth: int) -> str | None:
         return "a zip archive nested too deep to inspect"
     try:
         with zipfile.ZipFile(stream) as archive:
+            if len(archive.infolist()) > _MAX_MEMBERS:
+                return f"a zip archive of more than {_MAX_MEMBERS} members (not inspected)"
             for info in archive.infolist():
                 if info.is_dir():
                     continue

@@ -106,9 +106,9 @@ def scan_folder(folder: Path, limits: SizeLimits, *, blobs: Path | None = None) 
     `blobs` is the `blobs/` folder of the Hub cache repo that `folder` is a snapshot of: links into it are followed.
     Raises on the first offence, naming the file.
     """
-    root = folder.resolve(strict=True)
     files = []
     try:
+        root = folder.resolve(strict=True)
         for path, real in _regular_files(root, root, blobs.resolve() if blobs else None):
             relative = repo_path(path.relative_to(root).as_posix(), str(path))
             size = real.stat().st_size

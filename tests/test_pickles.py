@@ -14,6 +14,7 @@ import json
 import lzma
 import pickle
 import struct
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -45,6 +46,22 @@ def npz_bytes(**arrays: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def nested_zip(depth: int) -> bytes:
+    data = b"plain text"
+    for level in range(depth):
+        data = zip_bytes({f"level{level}.zip": data})
+    return data
+
+
+# Pickles, and archives that could hide one but cannot be looked into: all refused.
 PICKLES = {
     **{f"protocol-{p}": pickle.dumps(PAYLOAD, protocol=p) for p in range(6)},
     "protocol-0, longer than the sniffed window": pickle.dumps(list(range(SNIFF_BYTES)), protocol=0),
@@ -62,6 +79,10 @@ PICKLES = {
     ".npz with an object member": npz_bytes(a=np.arange(3), b=np.array([None], dtype=object)),
     "damaged pickle (protocol marker)": b"\x80\x04\x95" + b"\xff" * 40,
     "malformed .npy header": b"\x93NUMPY\x01\x00\x10\x00{'descr': <<<}   \n",
+    "zip holding a renamed pickle": zip_bytes({"notes.txt": b"hi", "blob": pickle.dumps(PAYLOAD, protocol=2)}),
+    "unreadable zip": b"PK\x03\x04" + b"\x00" * 60,
+    "zip nested too deep": nested_zip(4),
+    "zip of too many members": zip_bytes({f"m{i}": b"" for i in range(10_001)}),
 }
 
 
@@ -105,8 +126,9 @@ def test_safetensors_whose_length_spells_pickle_opcodes_is_not_a_pickle(tmp_path
         npy_bytes(np.arange(10, dtype=np.float32)),
         npz_bytes(a=np.arange(3), b=np.ones((2, 2))),
         gzip.compress(b'{"a": 1}\n' * 100),
+        nested_zip(2),
     ],
-    ids=["empty", "json", "vocab", "merges", "markdown", "binary", "npy", "npz", "gzip-json"],
+    ids=["empty", "json", "vocab", "merges", "markdown", "binary", "npy", "npz", "gzip-json", "zip-in-zip"],
 )
 def test_ordinary_files_are_not_pickles(tmp_path, content):
     path = tmp_path / "file.dat"
