@@ -126,3 +126,24 @@ class PlaygroundError(LTRPredictorError, ValueError):
 
 class CommandLineError(LTRPredictorError, ValueError):
     """A command-line flag is malformed or contradicts another (the message names the flag)."""
+
+
+# --- UPLOADS
+class RepoPathError(LTRPredictorError, ValueError):
+    """A path in the target repo (a manifest `subfolder`, a file) is absolute, leaves the repo, or names `.git`."""
+
+
+class UnsafeFileError(LTRPredictorError, ValueError):
+    """A file of a folder to upload is a symbolic link, leaves the folder, or is not a regular readable file."""
+
+
+class SizeLimitError(LTRPredictorError, ValueError):
+    """A size limit is malformed, or a file or the whole commit is over it (the message names the override)."""
+
+
+class OutputDirError(LTRPredictorError, ValueError):
+    """The folder to write a repo tree into is not new or empty, or a file would land outside it."""
+
+
+class UploadFailedError(LTRPredictorError):
+    """The Hub refused or did not answer a step of an upload, and reported no commit (the message says which)."""

@@ -3,17 +3,30 @@
     python upload_scripts/upload.py --manifest upload_scripts/manifests/seed-zoo.yaml --dry-run
     python upload_scripts/upload.py --manifest my.yaml        # token from HF_TOKEN or the `hf auth login` cache
 
-A plan validates every predictor (it loads with `LengthPredictor`, safetensors only, usage config valid, finite
-scores on a few prompts), applies the license rules of `license_checks`, renders the card, and lists every file with
-its size: the README, a LICENSE per folder (texts from `LICENSES/`, REUSE layout), the root LICENSE (or, for a mixed
-repo, an index of the folders' licenses), the notices, the usage configs and the weights. `--dry-run` prints it and
-stops. A real upload sends it as one `create_commit`, then downloads each predictor back at that commit and checks
-that it scores the probe prompts as the local copy did.
+A plan is complete and checked before any Hub call (`create_repo`, `create_branch`, `create_commit`): every repo
+path is relative, normalised and inside the repo; each folder gives only its regular files (no symbolic link, nothing
+whose real path leaves it, no pickle by name or content, each file and the commit under the size limits: see
+`upload_files`); every predictor loads with `LengthPredictor` and scores a few prompts to finite values; the license
+rules of `license_checks` hold. It lists every file with its size: the README, a LICENSE per folder (texts from
+`LICENSES/`, REUSE layout), the root LICENSE (or, for a mixed repo, an index of the folders' licenses), the notices,
+the usage configs and the weights. `--dry-run` prints it and stops; `--output-dir` writes the tree into a new or
+empty folder. A real upload sends it as one `create_commit`, then downloads each predictor back at that commit and
+checks that it scores the probe prompts as the local copy did.
+
+Exit codes:
+  0  uploaded and verified (or the dry run / --output-dir tree is done)
+  2  refused: a rule, a path, a file or the manifest is wrong; nothing was sent to the Hub
+  3  the upload failed: the Hub refused a step (or did not answer) and reported no commit; the repo history is
+     unchanged, though the repo may have been created and file content may have been transferred
+  4  committed at the printed commit, but the read-back verification failed: the commit EXISTS on the Hub;
+     inspect it, and revert it if the copy there is wrong
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -24,10 +37,19 @@ from typing import Any
 import numpy as np
 import yaml
 from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, ModelCard
+from huggingface_hub.errors import HfHubHTTPError
 
 from .cards import CardMetadata, PredictorFacts, collect_data_licenses, render_card
-from .errors import LTRPredictorError, ManifestError, PickleCheckpointError, UploadVerificationError
-from .hub import PICKLE_PATTERNS, HubOptions, PredictorSpec, download_predictor
+from .errors import (
+    LTRPredictorError,
+    ManifestError,
+    OutputDirError,
+    RepoPathError,
+    UnsafeFileError,
+    UploadFailedError,
+    UploadVerificationError,
+)
+from .hub import HubOptions, PredictorSpec, ResolvedFolder, download_predictor
 from .license_checks import (
     DeclaredLicense,
     RepoLicense,
@@ -38,6 +60,12 @@ from .license_checks import (
 )
 from .licenses import KNOWN_LICENSES
 from .predictor import LengthPredictor
+from .upload_files import FolderFile, SizeLimits, cache_blobs, format_size, parse_size, repo_path, scan_folder
+
+EXIT_OK = 0
+EXIT_REFUSED = 2
+EXIT_UPLOAD_FAILED = 3
+EXIT_COMMITTED_UNVERIFIED = 4
 
 PROBE_PROMPTS = [
     "hello",
@@ -56,6 +84,8 @@ _MANIFEST_KEYS = {
     "card",
     "licenses_dir",
     "predictors",
+    "max_file_size",
+    "max_total_size",
 }
 
 
@@ -67,16 +97,17 @@ class ManifestEntry:
     path: Path | None = None
     hub: str | None = None
 
-    def resolve(self) -> Path:
+    def resolve(self) -> ResolvedFolder:
         if self.path is not None:
-            return self.path
+            return ResolvedFolder(folder=self.path)
         assert self.hub is not None
-        return download_predictor(PredictorSpec.parse(self.hub), HubOptions()).folder
+        return download_predictor(PredictorSpec.parse(self.hub), HubOptions())
 
 
 @dataclass
 class Manifest:
-    """`repo_id`, the license fields, `private`, `revision`, `commit_message`, `card` (metadata YAML), predictors."""
+    """`repo_id`, the license fields, `private`, `revision`, `commit_message`, `card` (metadata YAML), predictors,
+    and the size limits `max_file_size` / `max_total_size` (bytes, or `500MB` / `2GiB`)."""
 
     path: Path
     repo_id: str
@@ -87,6 +118,7 @@ class Manifest:
     commit_message: str = "Upload predictors with ltr-predictors"
     card: Path | None = None
     licenses_dir: Path | None = None
+    limits: SizeLimits = field(default_factory=SizeLimits)
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:
@@ -108,6 +140,12 @@ class Manifest:
         subfolders = [e.subfolder for e in entries]
         if len(set(subfolders)) != len(subfolders) or ("." in subfolders and len(entries) > 1):
             raise ManifestError(f"{path}: subfolders must be distinct, and '.' (repo root) only for one predictor")
+        nested = [(a, b) for a in subfolders for b in subfolders if b.startswith(a + "/")]
+        if nested:
+            raise ManifestError(f"{path}: subfolder {nested[0][1]!r} is inside {nested[0][0]!r}; they must not nest")
+        limits = SizeLimits(
+            **{field: parse_size(data[key], f"{path}: {key}") for key, field in _LIMIT_KEYS.items() if key in data}
+        )
         return cls(
             path=path,
             repo_id=str(data["repo_id"]),
@@ -120,13 +158,18 @@ class Manifest:
             commit_message=data.get("commit_message") or cls.commit_message,
             card=base / data["card"] if data.get("card") else None,
             licenses_dir=base / data["licenses_dir"] if data.get("licenses_dir") else None,
+            limits=limits,
         )
+
+
+_LIMIT_KEYS = {"max_file_size": "max_file", "max_total_size": "max_total"}
 
 
 def _entry(item: Any, base: Path, where: str) -> ManifestEntry:
     if not isinstance(item, dict) or not item.get("subfolder") or ("path" in item) == ("hub" in item):
         raise ManifestError(f"{where}: needs 'subfolder' and exactly one of 'path' (a folder) or 'hub' (a spec)")
-    subfolder = str(item["subfolder"]).strip("/") or "."
+    raw = str(item["subfolder"]).rstrip("/")
+    subfolder = "." if raw == "." else repo_path(raw, f"{where}: subfolder")
     if "hub" in item:
         return ManifestEntry(subfolder, hub=str(item["hub"]))
     folder = (base / str(item["path"])).resolve()
@@ -137,18 +180,39 @@ def _entry(item: Any, base: Path, where: str) -> ManifestEntry:
 
 @dataclass(frozen=True)
 class PlannedFile:
-    """One file of the commit: copied from `source`, or generated (`content`)."""
+    """One file of the commit: copied from `source`, or generated (`content`); its repo path is checked here."""
 
     path_in_repo: str
     source: Path | None = None
     content: bytes | None = None
+
+    def __post_init__(self) -> None:
+        repo_path(self.path_in_repo, str(self.source or "a generated file"))
+
+    @property
+    def origin(self) -> str:
+        return str(self.source) if self.source is not None else "generated"
 
     @property
     def size(self) -> int:
         return self.source.stat().st_size if self.source is not None else len(self.content or b"")
 
     def operation(self) -> CommitOperationAdd:
-        return CommitOperationAdd(path_in_repo=self.path_in_repo, path_or_fileobj=self.source or self.content or b"")
+        """The commit operation; hashing the file here means an unreadable file stops us before any Hub call."""
+        try:
+            source = self.source or self.content or b""
+            return CommitOperationAdd(path_in_repo=self.path_in_repo, path_or_fileobj=source)
+        except (OSError, ValueError) as exc:
+            raise UnsafeFileError(f"{self.origin}: cannot be read any more ({exc})") from exc
+
+    def write_into(self, target: Path) -> None:
+        """Copy into a new file `target` (never over an existing one), streaming large sources."""
+        with target.open("xb") as out:
+            if self.source is None:
+                out.write(self.content or b"")
+            else:
+                with self.source.open("rb") as source:
+                    shutil.copyfileobj(source, out)
 
 
 @dataclass
@@ -187,18 +251,28 @@ class UploadPlan:
             + (f" (name {m.declared.license_name}, link {m.declared.license_link})" if m.declared.license_name else ""),
         ]
         lines += [f"  {p.subfolder}: {p.license or 'unknown'} <- {p.folder}" for p in self.predictors]
-        lines.append(f"Files ({len(self.files)}, {_size(self.total_size)} in all):")
-        lines += [f"  {_size(f.size):>10}  {f.path_in_repo}" for f in self.files]
+        lines.append(f"Files ({len(self.files)}, {format_size(self.total_size)} in all):")
+        lines += [f"  {format_size(f.size):>10}  {f.path_in_repo}" for f in self.files]
         lines += ["Card YAML:", "---", self.card.data.to_yaml(), "---"]
         return "\n".join(lines)
 
     def write_to(self, folder: Path) -> Path:
-        """Write the repo tree locally (for inspection, or to serve it from a local mirror)."""
-        for planned in self.files:
-            target = folder / planned.path_in_repo
+        """Write the repo tree into `folder`, new or empty (for inspection, or to serve it from a local mirror).
+
+        A folder with files in it is refused: the tree would mix with them, or overwrite them. Every target is
+        resolved and must stay inside the folder before the first byte is written.
+        """
+        root = folder.resolve()
+        targets = [(root / planned.path_in_repo, planned) for planned in self.files]
+        for target, planned in targets:
+            if not target.resolve().is_relative_to(root):
+                raise OutputDirError(f"{folder}: {planned.path_in_repo} would be written outside it, through a link")
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise OutputDirError(f"{folder}: not a new or empty folder; write the repo tree into a new one")
+        for target, planned in targets:
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(planned.source.read_bytes() if planned.source else planned.content or b"")
-        return folder
+            planned.write_into(target)
+        return root
 
 
 def plan_upload(
@@ -207,10 +281,19 @@ def plan_upload(
     allow_unknown_license: bool = False,
     accept_license: str | Iterable[str] | None = None,
     licenses_dir: Path | None = None,
+    limits: SizeLimits | None = None,
 ) -> UploadPlan:
-    """Validate, check licenses, render the card and list the files. Raises before anything is uploaded."""
+    """Check every file, path, size and license, validate, render the card, list the files. Sends nothing.
+
+    `limits` (default: the manifest's) bounds each file and the whole commit.
+    """
+    limits = limits or manifest.limits
     metadata = CardMetadata.load(manifest.card) if manifest.card else CardMetadata()
-    folders = {e.subfolder: e.resolve() for e in manifest.entries}
+    resolved = {e.subfolder: e.resolve() for e in manifest.entries}
+    scanned = {
+        sub: scan_folder(found.folder, limits, blobs=cache_blobs(found.repo_root)) for sub, found in resolved.items()
+    }
+    folders = {sub: found.folder for sub, found in resolved.items()}
     facts = [PredictorFacts.from_folder(folder, sub, metadata) for sub, folder in folders.items()]
     repo = check_repo_license(
         manifest.declared,
@@ -227,22 +310,39 @@ def plan_upload(
             f"({', '.join(f.path_in_repo for f in files)})"
         )
     checked = [_check_predictor(sub, folder, accept_license) for sub, folder in folders.items()]
-    for sub, folder in folders.items():
-        files += _predictor_files(sub, folder)
+    for sub, folder_files in scanned.items():
+        files += _predictor_files(sub, folder_files)
     card = render_card(manifest.repo_id, facts, repo, metadata, license_file_names(repo))
     files.insert(0, PlannedFile("README.md", content=str(card).encode("utf-8")))
-    return UploadPlan(manifest, repo, card, checked, files)
+    _check_distinct(files)
+    plan = UploadPlan(manifest, repo, card, checked, files)
+    limits.check_total(str(manifest.path), plan.total_size)
+    return plan
 
 
 def upload(plan: UploadPlan, api: HfApi) -> CommitInfo:
-    """Create the repo if needed and send the whole plan as one atomic commit."""
+    """Create the repo if needed and send the whole plan as one atomic commit.
+
+    Every file is read and hashed before the first Hub call. Raises `UploadFailedError` when a Hub call fails:
+    `create_commit` is atomic, so no commit was made (the repo may have been created, content may have been sent).
+    """
     m = plan.manifest
-    api.create_repo(m.repo_id, private=m.private, exist_ok=True)
-    if m.revision and m.revision != "main":
-        api.create_branch(m.repo_id, branch=m.revision, exist_ok=True)
-    return api.create_commit(
-        m.repo_id, operations=plan.operations(), commit_message=m.commit_message, revision=m.revision
-    )
+    operations = plan.operations()
+    step = "create_repo"
+    try:
+        api.create_repo(m.repo_id, private=m.private, exist_ok=True)
+        if m.revision and m.revision != "main":
+            step = "create_branch"
+            api.create_branch(m.repo_id, branch=m.revision, exist_ok=True)
+        step = "create_commit"
+        return api.create_commit(m.repo_id, operations=operations, commit_message=m.commit_message, revision=m.revision)
+    except HfHubHTTPError as exc:
+        raise UploadFailedError(f"{m.repo_id}: {step} failed, the Hub answered: {exc}; nothing was committed") from exc
+    except Exception as exc:  # a network failure or a missing token: whatever it is, no commit came back
+        raise UploadFailedError(
+            f"{m.repo_id}: {step} failed ({type(exc).__name__}: {exc}); the Hub reported no commit: look at the "
+            "repo's history before retrying"
+        ) from exc
 
 
 def verify_upload(
@@ -277,9 +377,6 @@ def verify_upload(
 
 
 def _check_predictor(subfolder: str, folder: Path, accept: str | Iterable[str] | None) -> CheckedPredictor:
-    pickles = sorted(str(p) for pattern in PICKLE_PATTERNS for p in folder.rglob(pattern))
-    if pickles:
-        raise PickleCheckpointError(f"{pickles[0]}: pickle checkpoints are never uploaded; keep safetensors only")
     predictor = LengthPredictor.from_pretrained(folder, accept_license=accept)
     scores = predictor.score(PROBE_PROMPTS)
     if not np.all(np.isfinite(scores)):
@@ -287,13 +384,21 @@ def _check_predictor(subfolder: str, folder: Path, accept: str | Iterable[str] |
     return CheckedPredictor(subfolder, folder, predictor.info.license.license, scores)
 
 
-def _predictor_files(subfolder: str, folder: Path) -> list[PlannedFile]:
+def _predictor_files(subfolder: str, files: list[FolderFile]) -> list[PlannedFile]:
     prefix = "" if subfolder == "." else f"{subfolder}/"
-    return [
-        PlannedFile(prefix + path.relative_to(folder).as_posix(), source=path)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-    ]
+    return [PlannedFile(prefix + f.relative, source=f.source) for f in files]
+
+
+def _check_distinct(files: list[PlannedFile]) -> None:
+    """Two files for one repo path (a folder's own LICENSE or README where we generate one) would shadow each other."""
+    seen: dict[str, PlannedFile] = {}
+    for planned in files:
+        other = seen.setdefault(planned.path_in_repo, planned)
+        if other is not planned:
+            raise RepoPathError(
+                f"{planned.path_in_repo}: both {other.origin} and {planned.origin} would be uploaded there; "
+                "remove the folder's own copy"
+            )
 
 
 def _license_files(repo: RepoLicense, licenses_dir: Path) -> list[PlannedFile]:
@@ -337,52 +442,79 @@ def _find_licenses_dir(manifest_path: Path) -> Path:
     raise ManifestError(f"{manifest_path}: no LICENSES/ folder above it; set 'licenses_dir' or --licenses-dir")
 
 
-def _size(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Publish predictors to the Hugging Face Hub in one checked commit.")
+    parser = argparse.ArgumentParser(
+        description="Publish predictors to the Hugging Face Hub in one checked commit.",
+        epilog=__doc__[__doc__.index("Exit codes:") :] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--manifest", required=True, type=Path, help="upload manifest (YAML)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan (files, sizes, card YAML); send nothing")
-    parser.add_argument("--output-dir", type=Path, help="write the repo tree here instead of uploading")
+    parser.add_argument("--output-dir", type=Path, help="write the repo tree into this new or empty folder instead")
     parser.add_argument("--allow-unknown-license", action="store_true", help="publish a backbone of unknown license")
     parser.add_argument("--accept-license", action="append", default=[], metavar="ID", help="to load for checks")
     parser.add_argument("--licenses-dir", type=Path, help="license texts (default: the LICENSES/ above the manifest)")
     parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the login cache)")
+    for flag, default in (("--max-file-size", SizeLimits().max_file), ("--max-total-size", SizeLimits().max_total)):
+        parser.add_argument(
+            flag,
+            type=_size_flag,
+            metavar="SIZE",
+            help=f"limit in bytes or with a unit, 500MB or 4GiB (default: the manifest's, else {format_size(default)})",
+        )
     return parser
 
 
+def _size_flag(text: str) -> int:
+    try:
+        return parse_size(text, "size")
+    except LTRPredictorError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Plan, then dry-run, write or upload and verify; the exit code says how far it got (module docstring)."""
     args = build_parser().parse_args(argv)
     try:
+        manifest = Manifest.load(args.manifest)
+        limits = dataclasses.replace(
+            manifest.limits,
+            **{k: v for k, v in (("max_file", args.max_file_size), ("max_total", args.max_total_size)) if v},
+        )
         plan = plan_upload(
-            Manifest.load(args.manifest),
+            manifest,
             allow_unknown_license=args.allow_unknown_license,
             accept_license=args.accept_license,
             licenses_dir=args.licenses_dir,
+            limits=limits,
         )
         print(plan.describe())
         if args.dry_run:
             print("Dry run: nothing was uploaded.")
-            return 0
+            return EXIT_OK
         if args.output_dir:
             print(f"Wrote the repo tree to {plan.write_to(args.output_dir)}")
-            return 0
+            return EXIT_OK
         api = HfApi(token=args.token)
         commit = upload(plan, api)
-        print(f"Committed {commit.oid} to {plan.manifest.repo_id}: {commit.commit_url}")
+    except UploadFailedError as exc:
+        print(f"upload: failed, no commit was made: {exc}", file=sys.stderr)
+        return EXIT_UPLOAD_FAILED
+    except LTRPredictorError as exc:
+        print(f"upload: refused, nothing was sent to the Hub: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(f"Committed {commit.oid} to {plan.manifest.repo_id}: {commit.commit_url}")
+    try:
         differences = verify_upload(
             plan, commit.oid, endpoint=api.endpoint, token=args.token, accept_license=args.accept_license
         )
-        for subfolder, diff in differences.items():
-            print(f"  verified {subfolder}: loads back, largest score difference {diff:.2g}")
-        return 0
-    except LTRPredictorError as exc:
-        print(f"upload: refused: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # whatever failed, the commit exists: say so rather than end in a traceback
+        print(
+            f"upload: committed {commit.oid} to {plan.manifest.repo_id}, but verification failed: "
+            f"{type(exc).__name__}: {exc}. The commit is on the Hub: inspect it, and revert it if it is wrong.",
+            file=sys.stderr,
+        )
+        return EXIT_COMMITTED_UNVERIFIED
+    for subfolder, diff in differences.items():
+        print(f"  verified {subfolder}: loads back, largest score difference {diff:.2g}")
+    return EXIT_OK

@@ -154,7 +154,8 @@ def test_refusals_stop_before_anything_is_sent(tmp_path, mixed_zoo, bert_pair, c
         (bert_pair["pars"] / "finetuned" / "pytorch_model.bin").write_bytes(b"pickle")
         manifest = write_manifest(tmp_path / "pickle.yaml", bert_pair)
         assert main(["--manifest", str(manifest)]) == 2
-        assert "pytorch_model.bin: pickle checkpoints are never uploaded" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "pytorch_model.bin: named like a pickle checkpoint (.bin); pickle files are never uploaded" in err
     api.create_commit.assert_not_called()
     api.create_repo.assert_not_called()
     with pytest.raises(PickleCheckpointError):
