@@ -126,3 +126,11 @@ class PlaygroundError(LTRPredictorError, ValueError):
 
 class CommandLineError(LTRPredictorError, ValueError):
     """A command-line flag is malformed or contradicts another (the message names the flag)."""
+
+
+# --- cli
+class SettingError(LTRPredictorError, ValueError):
+    """A setting given to a library function (a benchmark, split or training option) has a value it cannot use.
+
+    The message names the setting and the value; the command line names the flag where it checks one itself.
+    """
