@@ -22,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    predictor = load_predictor(args.predictor, args)
     prompts, rows = read_prompts(args.input)
+    predictor = load_predictor(args.predictor, args)
     scores = predictor.score(prompts, progress=True)
     ranks = scores.argsort(kind="stable").argsort(kind="stable")
     out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
