@@ -32,6 +32,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def output_file(text: str) -> str:
+    """argparse `type` of a file to write (`-`: stdout): refused at once when its folder is missing or it is a folder,
+    rather than after the work whose result it would hold."""
+    path = Path(text)
+    if text != "-" and path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file to write")
+    if text != "-" and not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: no folder {str(path.parent)!r}")
+    return text
+
+
 def add_predictor_args(parser: argparse.ArgumentParser, multiple: bool = False) -> None:
     """`--predictor SPEC` (repeatable when `multiple`) and the loading options."""
     parser.add_argument(

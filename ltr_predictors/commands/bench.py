@@ -14,7 +14,7 @@ from ..serving_bench.bench import BenchConfig, engine_model, run_benchmark
 from ..serving_bench.report import plot, table
 from ..serving_bench.runner import POLICIES, EngineOptions
 from ..serving_bench.workload import load_requests, parse_rates
-from ._common import add_predictor_args, load_predictor, positive_float, positive_int
+from ._common import add_predictor_args, load_predictor, output_file, positive_float, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -77,8 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--repeats", type=positive_int, default=1, help="rounds over the policies (rotated order), pooled"
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", required=True, help="results.json")
-    parser.add_argument("--plot", default=None, help="results.png: latency vs rate and latency CDF")
+    parser.add_argument("--output", required=True, type=output_file, help="results.json")
+    parser.add_argument("--plot", default=None, type=output_file, help="results.png: latency vs rate and latency CDF")
     parser.set_defaults(func=run)
 
 

@@ -11,7 +11,7 @@ import torch
 from ..errors import CommandLineError
 from ..scoring_bench import SHAPES, run_scoring_bench, synthetic_prompts
 from ..traces import read_trace
-from ._common import DTYPES, positive_int
+from ._common import DTYPES, output_file, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)"
     )
-    parser.add_argument("--output", default=None, help="write the figures as JSON here")
+    parser.add_argument("--output", default=None, type=output_file, help="write the figures as JSON here")
     parser.set_defaults(func=run)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from ..losses import LOSSES
 from ..trainer import train
 from ..training_data import Example, read_examples, split_examples
-from ._common import correlation_text
+from ._common import correlation_text, output_file
 from .eval import plot_comparison
 from .train import heldout_metrics, recipe_from_args
 from .train import register as register_train
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--aux-weight", action="append", type=float, default=None, help="aux weights to compare")
     parser.add_argument("--train-on", action="append", default=None, help="comma-separated source names")
     parser.add_argument("--plot", default=None, help="bar chart of held-out tau (PNG)")
-    parser.add_argument("--json", default=None, help="write the rows as JSON")
+    parser.add_argument("--json", default=None, type=output_file, help="write the rows as JSON")
     parser.set_defaults(func=run, out=None)
 
 

