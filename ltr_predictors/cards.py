@@ -85,7 +85,7 @@ class CardMetadata:
         path = Path(path)
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise CardMetadataError(f"{path}: cannot read card metadata ({exc})") from exc
         if not isinstance(data, dict):
             raise CardMetadataError(f"{path}: expected a YAML mapping")
@@ -166,6 +166,8 @@ def heldout_taus(provenance: dict[str, Any]) -> list[TauFigure]:
 
 def discover_predictors(path: Path) -> list[tuple[str, Path]]:
     """`(subfolder, folder)` pairs: the folder itself when it holds a usage config, else its direct subfolders."""
+    if not path.is_dir():
+        raise UsageConfigError(f"{path}: not a folder (expected a predictor folder or a folder of them)")
     if (path / USAGE_CONFIG_NAME).is_file():
         return [(".", path)]
     found = sorted((sub.name, sub) for sub in path.iterdir() if (sub / USAGE_CONFIG_NAME).is_file())

@@ -1,8 +1,8 @@
 """The `ltr-predictors` command line. Each subcommand lives in `ltr_predictors/commands/<name>.py`.
 
 A command module defines `register(subparsers)`, which adds its parser and sets `func(args) -> int`. Bad input
-raised as an `LTRPredictorError` (`CommandLineError` for flags that argparse cannot check) or a missing file
-becomes one line on stderr and exit status 2, never a traceback.
+(an `LTRPredictorError` from the library, `CommandLineError` for flags that argparse cannot check, or a flag that
+argparse refuses) becomes one line on stderr and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,15 +12,31 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from . import __version__, commands
+from .commands._common import EXIT_TAU_UNDEFINED
 from .errors import LTRPredictorError
+
+EXIT_BAD_INPUT = 2
+EPILOG = (
+    f"exit status: 0 success; {EXIT_BAD_INPUT} bad input or usage (one line on stderr names the file, field or "
+    f"value); {EXIT_TAU_UNDEFINED} `eval` or `ceiling` ran but Kendall tau is undefined (see `eval --help`)"
+)
+
+
+class _OneLineErrors(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other error of the CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrors(
         prog="ltr-predictors",
         description="Output-length predictors for LLM scheduling: load, score, evaluate, train, serve with vLLM.",
+        epilog=EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"ltr-predictors {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -34,9 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (LTRPredictorError, FileNotFoundError) as exc:
-        print(f"ltr-predictors {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except LTRPredictorError as exc:
+        message = " ".join(str(exc).splitlines())  # one line, even where a message quotes a multi-line reason
+        print(f"ltr-predictors {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

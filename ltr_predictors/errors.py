@@ -147,3 +147,11 @@ class OutputDirError(LTRPredictorError, ValueError):
 
 class UploadFailedError(LTRPredictorError):
     """The Hub refused or did not answer a step of an upload, and reported no commit (the message says which)."""
+
+
+# --- cli
+class SettingError(LTRPredictorError, ValueError):
+    """A setting given to a library function (a benchmark, split or training option) has a value it cannot use.
+
+    The message names the setting and the value; the command line names the flag where it checks one itself.
+    """

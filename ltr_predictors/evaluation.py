@@ -27,11 +27,25 @@ def kendall_tau_metric() -> Any:
     return evaluate.load(str(KENDALL_TAU_MODULE))
 
 
-def rank_correlation(scores: ArrayLike, lengths: ArrayLike) -> dict[str, float | int]:
-    """n, Kendall tau-b with its p-value, and Spearman rho; NaN where fewer than two distinct values exist."""
+def undefined_reason(scores: ArrayLike, lengths: ArrayLike) -> str | None:
+    """Why no rank correlation exists between `scores` and `lengths` (None: it does): fewer than two prompts, or
+    one side giving every prompt the same value, so that there is no order to compare."""
     scores_arr = np.asarray(scores, dtype=np.float64)
     lengths_arr = np.asarray(lengths, dtype=np.float64)
-    if len(scores_arr) < 2 or np.ptp(scores_arr) == 0 or np.ptp(lengths_arr) == 0:
+    if len(scores_arr) < 2:
+        return f"{len(scores_arr)} prompt(s): ranking needs at least two"
+    if np.ptp(scores_arr) == 0:
+        return f"the predictor gives all {len(scores_arr)} prompts the same score"
+    if np.ptp(lengths_arr) == 0:
+        return f"all {len(lengths_arr)} prompts have the same length"
+    return None
+
+
+def rank_correlation(scores: ArrayLike, lengths: ArrayLike) -> dict[str, float | int]:
+    """n, Kendall tau-b with its p-value, and Spearman rho; NaN where `undefined_reason` gives a reason."""
+    scores_arr = np.asarray(scores, dtype=np.float64)
+    lengths_arr = np.asarray(lengths, dtype=np.float64)
+    if undefined_reason(scores_arr, lengths_arr) is not None:
         return {"n": len(scores_arr), "kendall_tau": float("nan"), "p_value": float("nan"), "spearman": float("nan")}
     tau = kendall_tau_metric().compute(predictions=scores_arr, references=lengths_arr, return_pvalue=True)
     rho = spearmanr(scores_arr, lengths_arr).statistic

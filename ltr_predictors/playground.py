@@ -18,10 +18,12 @@ import pandas as pd
 
 from .errors import PlaygroundError
 from .evaluation import rank_correlation
+from .hub import HubOptions, PredictorSpec, download_predictor
 from .licenses import KNOWN_LICENSES, LicenseInfo, check_license_accepted
-from .predictor import LengthPredictor
+from .predictor import DEFAULT_PREDICTOR_DIR, LengthPredictor
 from .queueing import ServerModel, latency_summary
 from .traces import TraceRecord, read_trace
+from .usage_config import USAGE_CONFIG_NAME, UsageConfig
 
 DEMO_PACK = Path(__file__).parent / "demo" / "demo_pack.jsonl"
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz")
@@ -68,6 +70,22 @@ class PredictorPool:
         if len(set(names)) < len(names):  # two folders with the same name: show the full specs
             names = specs
         return {name: self._loaded[spec] for name, spec in zip(names, specs, strict=True)}
+
+
+def check_launch(predictors: Sequence[str], calibration: str | Path | None, data: str | Path | None) -> None:
+    """Refuse, before a page is served, what the page could only report after a click: a predictor spec that names
+    no predictor (no folder or repo with a usage config), a trace or a calibration file that cannot be read.
+
+    Only metadata is fetched: weights load (and non-commercial terms are accepted) in the page.
+    """
+    for spec in predictors:
+        parsed = PredictorSpec(local_path=DEFAULT_PREDICTOR_DIR) if spec == "default" else PredictorSpec.parse(spec)
+        folder = download_predictor(parsed, HubOptions(), metadata_only=True).folder
+        UsageConfig.from_file(folder / USAGE_CONFIG_NAME)
+    if data is not None:
+        read_trace(data)
+    if calibration is not None:
+        ServerModel.from_file(calibration)
 
 
 def display_name(spec: str) -> str:

@@ -49,7 +49,7 @@ class ServerModel:
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # ValueError: not UTF-8, not JSON
             raise CalibrationError(f"{path}: cannot read a calibration JSON ({exc})") from exc
         if isinstance(data, dict) and "policies" in data and "config" in data:
             data = calibration_from_bench(data, str(path))

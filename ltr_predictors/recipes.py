@@ -7,9 +7,11 @@ options override single fields.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -95,23 +97,68 @@ def recipe_names() -> list[str]:
 
 
 def load_recipe(name_or_path: str) -> Recipe:
-    """A shipped recipe by name (`default`) or a YAML file by path."""
+    """A shipped recipe by name (`default`) or a YAML file by path; every field must have its field's type."""
     path = Path(name_or_path)
     if not path.is_file():
         path = RECIPES_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         raise RecipeError(f"recipe {name_or_path!r}: no such file, and not one of {', '.join(recipe_names())}")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise RecipeError(f"{path}: cannot read the recipe ({exc})") from exc
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: expected a mapping")
     known = {f.name for f in fields(Recipe)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RecipeError(f"{path}: unknown fields {unknown}; known: {sorted(known)}")
+    entries = data.pop("data", None) or []
+    if not isinstance(entries, list):
+        raise RecipeError(f"{path}: 'data' must be a list of sources")
     sources = []
     source_fields = {f.name for f in fields(DataSource)}
-    for index, entry in enumerate(data.pop("data", []) or []):
+    for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or "path" not in entry or set(entry) - source_fields:
             raise RecipeError(f"{path}: 'data[{index}]' must be a mapping with 'path' and fields of {source_fields}")
-        sources.append(DataSource(**entry))
-    return Recipe(data=sources, **data)
+        sources.append(DataSource(**_typed(entry, DataSource, f"{path}: data[{index}]")))
+    return Recipe(data=sources, **_typed(data, Recipe, str(path)))
+
+
+def _typed(values: dict[str, Any], cls: type, where: str) -> dict[str, Any]:
+    """`values` checked against the field types of dataclass `cls` (YAML reads `2e-5` as text: numbers given as text
+    are read as numbers); a value of another type is a `RecipeError` naming the field."""
+    hints = get_type_hints(cls)
+    return {name: _typed_value(value, hints[name], f"{where}: {name!r}") for name, value in values.items()}
+
+
+def _typed_value(value: Any, hint: Any, where: str) -> Any:
+    """`value` when the type `hint` allows it (a float field also takes an int, or a number written as text)."""
+    kinds = get_args(hint) if isinstance(hint, UnionType) else (hint,)
+    if value is None and type(None) in kinds:
+        return None
+    if float in kinds and isinstance(value, int | float | str) and not isinstance(value, bool):
+        number = _finite_float(value)
+        if number is not None:
+            return number
+    for kind in kinds:
+        origin = get_origin(kind) or kind
+        if (
+            origin is not float
+            and isinstance(value, origin)
+            and (kind is bool or not isinstance(value, bool))
+            and (origin is not list or all(isinstance(item, get_args(kind)[0]) for item in value))
+        ):
+            return value
+    expected = " or ".join(
+        "none" if kind is type(None) else str(kind) if get_origin(kind) else kind.__name__ for kind in kinds
+    )
+    raise RecipeError(f"{where} must be {expected}, got {value!r}")
+
+
+def _finite_float(value: int | float | str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ScoreTableError, TraceFormatError
+from .errors import ScoreTableError, SettingError, TraceFormatError
 from .traces import iter_rows
 
 
@@ -40,7 +40,7 @@ class ScoringTime:
         for name in ("per_batch_ms", "per_prompt_ms"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
-                raise ValueError(f"scoring time: {name} must be a finite number >= 0, got {value!r}")
+                raise SettingError(f"scoring time: {name} must be a finite number >= 0, got {value!r}")
 
     def seconds(self, prompts: int) -> float:
         return (self.per_batch_ms + prompts * self.per_prompt_ms) / 1000.0

@@ -169,7 +169,11 @@ def launch(
     port: int | None = None,
     **kwargs: Any,
 ) -> Any:
-    """Build and serve the app (blocking unless `prevent_thread_lock=True` is passed)."""
+    """Check the predictors and files named (`playground.check_launch`), then build and serve the app (blocking
+    unless `prevent_thread_lock=True` is passed)."""
+    from .playground import check_launch
+
+    check_launch(predictors, calibration, data)
     demo = build_app(predictors, calibration, data)
     demo.queue().launch(server_name=host, server_port=port, share=False, footer_links=["api"], **kwargs)
     return demo

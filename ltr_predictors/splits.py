@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 
+from .errors import SettingError
+
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 DEFAULT_TEST_FRACTION = 0.1
 
@@ -21,7 +23,10 @@ def prompt_unit(prompt: str) -> float:
 def split_of(prompt: str, val_fraction: float, test_fraction: float = DEFAULT_TEST_FRACTION) -> str:
     """`test` for the first `test_fraction` of the hash range, `val` for the next `val_fraction`, else `train`."""
     if not (0.0 <= test_fraction < 1.0 and 0.0 <= val_fraction < 1.0 and test_fraction + val_fraction < 1.0):
-        raise ValueError(f"bad split fractions: val {val_fraction}, test {test_fraction}")
+        raise SettingError(
+            f"split fractions: val_fraction {val_fraction} and test_fraction {test_fraction} must each be in [0, 1) "
+            "and sum to less than 1"
+        )
     unit = prompt_unit(prompt)
     if unit < test_fraction:
         return "test"

@@ -24,6 +24,7 @@ from scipy.stats import kendalltau
 from tqdm.auto import tqdm
 
 from .backbones import Trainable
+from .errors import BackboneError, SettingError
 from .heads import length_scores
 from .losses import LossSpec
 from .ltr_config import LTRConfig
@@ -53,10 +54,19 @@ class TrainConfig:
     autocast: str | None = None  # run forward passes under torch.autocast in this dtype ("bfloat16", "float16")
 
     def __post_init__(self) -> None:
+        for name, minimum in (("epochs", 1), ("batch_size", 1), ("warmup_steps", 0)):
+            if getattr(self, name) < minimum:
+                raise SettingError(f"{name} must be >= {minimum}, got {getattr(self, name)!r}")
+        for name in ("lr", "max_seconds", "max_grad_norm"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise SettingError(f"{name} must be a finite number > 0, got {value!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise SettingError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule {self.lr_schedule!r}: expected one of {LR_SCHEDULES}")
+            raise SettingError(f"lr_schedule {self.lr_schedule!r}: expected one of {LR_SCHEDULES}")
         if self.autocast not in (None, *AUTOCAST_DTYPES):
-            raise ValueError(f"autocast {self.autocast!r}: expected one of {sorted(AUTOCAST_DTYPES)} or none")
+            raise SettingError(f"autocast {self.autocast!r}: expected one of {sorted(AUTOCAST_DTYPES)} or none")
 
 
 @dataclass
@@ -104,7 +114,7 @@ def train(
     The module is moved to `config.device` and stays there (`write_predictor` saves from the CPU).
     """
     if not train_set:
-        raise ValueError("no training examples")
+        raise SettingError("train_set is empty: no training examples (are all prompts in the val/test splits?)")
     trainable.module.to(config.device)
     generator = seed_everything(config.seed)
     started = time.monotonic()
@@ -292,7 +302,7 @@ def _negate_head(module: torch.nn.Module) -> None:
     """Negate the last one-output linear layer (BERT's `classifier`, OPT's `score`): the logit changes sign."""
     heads = [m for m in module.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 1]
     if not heads:
-        raise ValueError(f"{type(module).__name__}: no one-output linear head to negate")
+        raise BackboneError(f"{type(module).__name__}: no one-output linear head to negate")
     with torch.no_grad():
         for param in heads[-1].parameters():
             param.neg_()

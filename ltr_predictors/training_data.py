@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import TraceFormatError
 from .splits import split_of
-from .traces import LengthCounter, iter_rows, parse_samples, reduce_samples
+from .traces import LengthCounter, iter_rows, parse_samples, prompt_of, reduce_samples
 
 
 @dataclass
@@ -78,7 +78,7 @@ def read_labels(
 ) -> Labels:
     """The target model's lengths of one source, and the other models' estimates when `with_aux`."""
     main_path = _resolve(source.path, root)
-    rows = list(_read_rows(main_path, source.target, count_tokens))
+    rows = _read_rows(main_path, source.target, count_tokens)
     aux_rows = [row for path in source.aux for row in _read_rows(_resolve(path, root), source.target, count_tokens)]
     target_model = source.target_model or _single_model(rows, main_path)
     prompts: dict[str, str] = {}
@@ -135,25 +135,31 @@ def _resolve(path: str, root: Path | None) -> Path:
     return candidate if candidate.is_absolute() or root is None else root / candidate
 
 
-def _read_rows(path: Path, target: str, count_tokens: LengthCounter | None) -> Iterable[_Row]:
-    for number, row in iter_rows(path):
-        where = f"{path}:{number}"
-        prompt = row.get("prompt")
-        if not isinstance(prompt, str) and not isinstance(row.get("id"), str):
-            raise TraceFormatError(f"{where}: needs a string 'prompt' (or an 'id' that another file names)")
-        if row.get("output_tokens") not in (None, ""):
-            samples = parse_samples(row["output_tokens"], where)
-        elif isinstance(row.get("generated"), str) and count_tokens is not None:
-            samples = [float(count_tokens(row["generated"]))]
-        else:
-            raise TraceFormatError(f"{where}: needs 'output_tokens' (or 'generated' and a length tokenizer)")
-        yield _Row(
-            key=_key_of(row, prompt),
-            model=None if row.get("model") in (None, "") else str(row["model"]),
-            length=reduce_samples(samples, target),
-            prompt=prompt if isinstance(prompt, str) else None,
-            dataset=_dataset_of(row),
-        )
+def _read_rows(path: Path, target: str, count_tokens: LengthCounter | None) -> list[_Row]:
+    """Every record of one file (none is an error: a file named but empty is a mistake)."""
+    rows = [_row_of(row, f"{path}:{number}", target, count_tokens) for number, row in iter_rows(path)]
+    if not rows:
+        raise TraceFormatError(f"{path}: no records")
+    return rows
+
+
+def _row_of(row: dict[str, Any], where: str, target: str, count_tokens: LengthCounter | None) -> _Row:
+    prompt = prompt_of(row, where) if isinstance(row.get("prompt"), str) else None
+    if prompt is None and not isinstance(row.get("id"), str):
+        raise TraceFormatError(f"{where}: needs a string 'prompt' (or an 'id' that another file names)")
+    if row.get("output_tokens") not in (None, ""):
+        samples = parse_samples(row["output_tokens"], where)
+    elif isinstance(row.get("generated"), str) and count_tokens is not None:
+        samples = [float(count_tokens(row["generated"]))]
+    else:
+        raise TraceFormatError(f"{where}: needs 'output_tokens' (or 'generated' and a length tokenizer)")
+    return _Row(
+        key=_key_of(row, prompt),
+        model=None if row.get("model") in (None, "") else str(row["model"]),
+        length=reduce_samples(samples, target),
+        prompt=prompt,
+        dataset=_dataset_of(row),
+    )
 
 
 def _key_of(row: dict[str, Any], prompt: Any) -> str:

@@ -16,6 +16,7 @@ from vllm_support import prompts, tiny_predictor
 
 from ltr_predictors.cli import main
 from ltr_predictors.commands import bench as bench_command
+from ltr_predictors.errors import SettingError
 from ltr_predictors.replayed_scores import prompt_sha1
 from ltr_predictors.serving_bench.metrics import RequestTiming, oracle_gain_captured, policy_metrics
 from ltr_predictors.serving_bench.runner import EngineOptions
@@ -31,7 +32,7 @@ def test_arrivals_rates_and_metrics() -> None:
     gaps = np.diff(arrival_offsets(4000, 8.0, cv=3.0, seed=1))
     assert gaps.std() / gaps.mean() == pytest.approx(3, rel=0.2)
     assert parse_rates("burst, 2,4.5") == ["burst", 2.0, 4.5]
-    with pytest.raises(ValueError, match="'fast'"):
+    with pytest.raises(SettingError, match="'fast'"):
         parse_rates("fast")
     timings = [RequestTiming(0, 11, 0.5, 1.5, 0.4), RequestTiming(1, 1, 0.2, 0.2, None)]
     metrics = policy_metrics(timings, 3, 2.0)
@@ -53,7 +54,7 @@ def test_load_requests_scales_samples_and_splits(tmp_path: Path) -> None:
     capped = load_requests(trace, num_requests=None, length_scale=0.5, max_output_tokens=10, model="a")
     assert max(r.output_tokens for r in capped) == 5  # min(mean, 10) * 0.5
     assert sorted(r.output_tokens for r in capped)[:3] == [1, 2, 3]  # short ones untouched
-    with pytest.raises(ValueError, match="max-output-tokens"):
+    with pytest.raises(SettingError, match="max_output_tokens"):
         load_requests(trace, num_requests=None, length_scale=1.0, max_output_tokens=0)
     test_only = load_requests(trace, num_requests=None, length_scale=1.0, split="test", test_fraction=0.3)
     from ltr_predictors.splits import split_of

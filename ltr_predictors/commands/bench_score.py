@@ -8,28 +8,35 @@ from dataclasses import asdict
 
 import torch
 
+from ..errors import CommandLineError
 from ..scoring_bench import SHAPES, run_scoring_bench, synthetic_prompts
 from ..traces import read_trace
-from ._common import DTYPES
+from ._common import DTYPES, output_file, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench-score", help="benchmark scoring throughput (OPT-125M / BERT-base shapes)")
     parser.add_argument("--data", default=None, help="trace whose prompts to score (default: built-in synthetic mix)")
-    parser.add_argument("--num-prompts", type=int, default=256)
-    parser.add_argument("--naive-prompts", type=int, default=None, help="time the naive loop on fewer prompts")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--num-prompts", type=positive_int, default=256)
+    parser.add_argument("--naive-prompts", type=positive_int, default=None, help="time the naive loop on fewer prompts")
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated: " + ", ".join(SHAPES))
     parser.add_argument(
         "--dtype", default="float32", choices=DTYPES, help="batched path's dtype (the naive loop stays fp32)"
     )
     parser.add_argument("--device", default=None, help="torch device of both paths, e.g. cuda (default: cpu)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--output", default=None, help="write the figures as JSON here")
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
+    parser.add_argument("--output", default=None, type=output_file, help="write the figures as JSON here")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    shapes = args.shapes.split(",")
+    unknown = sorted(set(shapes) - set(SHAPES))
+    if unknown:
+        raise CommandLineError(f"--shapes: unknown {', '.join(unknown)}; expected {', '.join(SHAPES)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.data:
@@ -38,8 +45,7 @@ def run(args: argparse.Namespace) -> int:
         prompts = synthetic_prompts(args.num_prompts)
     dtype = getattr(torch, args.dtype)
     results = [
-        run_scoring_bench(shape, prompts, args.batch_size, args.naive_prompts, dtype, args.device)
-        for shape in args.shapes.split(",")
+        run_scoring_bench(shape, prompts, args.batch_size, args.naive_prompts, dtype, args.device) for shape in shapes
     ]
     where = args.device or f"cpu, {torch.get_num_threads()} torch threads"
     print(f"device: {where}, prompts: {len(prompts)}, batch size: {args.batch_size}")

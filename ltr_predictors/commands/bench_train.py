@@ -22,6 +22,7 @@ from typing import Any
 from ..losses import LOSSES
 from ..trainer import train
 from ..training_data import Example, read_examples, split_examples
+from ._common import correlation_text, output_file
 from .eval import plot_comparison
 from .train import heldout_metrics, recipe_from_args
 from .train import register as register_train
@@ -41,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--aux-weight", action="append", type=float, default=None, help="aux weights to compare")
     parser.add_argument("--train-on", action="append", default=None, help="comma-separated source names")
     parser.add_argument("--plot", default=None, help="bar chart of held-out tau (PNG)")
-    parser.add_argument("--json", default=None, help="write the rows as JSON")
+    parser.add_argument("--json", default=None, type=output_file, help="write the rows as JSON")
     parser.set_defaults(func=run, out=None)
 
 
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             {"predictor": f"{r['loss']} / {r['train_on']} / aux {r['aux_weight']}", "data": n, **r["test"][n]}
             for r in rows
             for n in names
+            if n in r["test"]
         ]
         plot_comparison(flat, Path(args.plot))
     return 0
@@ -99,8 +101,15 @@ def table(rows: list[dict[str, Any]], names: list[str]) -> str:
     head = "| backbone | loss | trained on | aux weight | " + " | ".join(f"test tau {n} (n)" for n in names)
     lines = [head + " | train s |", "|---|---|---|---:|" + "---:|" * len(names) + "---:|"]
     for r in rows:
-        cells = " | ".join(f"{r['test'][n]['kendall_tau']:.3f} ({r['test'][n]['n']})" for n in names)
+        cells = " | ".join(_test_cell(r["test"].get(n)) for n in names)
         lines.append(
             f"| {r['backbone']} | {r['loss']} | {r['train_on']} | {r['aux_weight']} | {cells} | {r['train_seconds']} |"
         )
     return "\n".join(lines)
+
+
+def _test_cell(metrics: dict[str, float] | None) -> str:
+    """Held-out tau (n) of one source; `-` where the source has no held-out prompt, `undefined` where tau is."""
+    if metrics is None:
+        return "-"
+    return f"{correlation_text(metrics['kendall_tau'])} ({metrics['n']})"

@@ -1,17 +1,20 @@
 """`ltr-predictors ceiling`: reference points for a trace, to read a predictor's Kendall tau against.
 
 Prints, as JSON, how well the other models' lengths of the same prompts (`cross_model`) and the target model's own
-other samples (`self_agreement`) rank the target's lengths, then `cross_model_tau=<value>` as its last line.
+other samples (`self_agreement`) rank the target's lengths, then `cross_model_tau=<value>` as its last line:
+`undefined`, with exit status 3, where there is no ranking to measure (e.g. no other model's lengths).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 
 from ..ceilings import cross_model, self_agreement
 from ..splits import DEFAULT_TEST_FRACTION, SPLITS
 from ..training_data import DataSource
-from ._common import print_json
+from ._common import EXIT_TAU_UNDEFINED, correlation_text, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,5 +36,12 @@ def run(args: argparse.Namespace) -> int:
     print_json(
         {"cross_model": across, "self_agreement": self_agreement(args.data, args.target_model, args.split, fractions)}
     )
-    print(f"cross_model_tau={across['kendall_tau']:.4f}")
+    print(f"cross_model_tau={correlation_text(across['kendall_tau'], '.4f')}")
+    if math.isnan(across["kendall_tau"]):
+        print(
+            f"ltr-predictors ceiling: cross-model Kendall tau undefined on the {across['n']} prompt(s) that have both "
+            "the target's and other models' lengths",
+            file=sys.stderr,
+        )
+        return EXIT_TAU_UNDEFINED
     return 0

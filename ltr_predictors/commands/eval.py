@@ -3,24 +3,40 @@
 With one predictor and one trace it prints the JSON summary and, last, `kendall_tau=<value>`; with several it
 prints one summary per (predictor, trace) pair, a comparison table (with per-dataset rows and scoring cost per
 prompt, wall-clock and CPU time) and, with `--plot`, a bar chart. `--split test` keeps only the prompts that
-recipes hold out by hash.
+recipes hold out by hash. Where tau is undefined (constant scores or lengths) it says so and exits with 3.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from ..evaluation import evaluate_scores
+from ..errors import TraceFormatError
+from ..evaluation import evaluate_scores, undefined_reason
 from ..splits import DEFAULT_TEST_FRACTION, SPLITS, split_of
 from ..traces import TraceRecord, read_trace
-from ._common import add_predictor_args, length_counter, load_predictor, print_json
+from ._common import (
+    EXIT_TAU_UNDEFINED,
+    add_predictor_args,
+    correlation_text,
+    length_counter,
+    load_predictor,
+    print_json,
+)
+
+EPILOG = (
+    f"exit status {EXIT_TAU_UNDEFINED}: every trace was read and scored, but Kendall tau is undefined for a "
+    "(predictor, trace) pair: the predictor gives every prompt the same score, or every prompt of the trace has the "
+    "same length. There is no ranking to measure, so no number is printed (`kendall_tau=undefined`, `undefined` in "
+    "the table) and the status is neither success (0) nor unreadable input (2)."
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("eval", help="Kendall tau of predictors against real output lengths")
+    parser = subparsers.add_parser("eval", help="Kendall tau of predictors against real output lengths", epilog=EPILOG)
     add_predictor_args(parser, multiple=True)
     parser.add_argument("--data", action="append", required=True, help="trace JSONL/CSV (repeatable)")
     parser.add_argument("--length-tokenizer", default=None, help="tokenizer id/folder to count `generated` texts")
@@ -36,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     counter = length_counter(args.length_tokenizer)
     traces = {
-        path: _select(read_trace(path, counter, target=args.target, model=args.target_model), args)
+        path: _select(path, read_trace(path, counter, target=args.target, model=args.target_model), args)
         for path in args.data
     }
     results: list[dict[str, Any]] = []
@@ -46,11 +62,13 @@ def run(args: argparse.Namespace) -> int:
             started, cpu_started = time.perf_counter(), time.process_time()
             scores = predictor.score([r.prompt for r in records], progress=True)
             seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+            reason = undefined_reason(scores, [r.length for r in records])
             results.append(
                 {
                     "predictor": spec,
                     "data": path,
                     **evaluate_scores(scores, records),
+                    **({"tau_undefined": reason} if reason else {}),
                     "ms_per_prompt": 1000.0 * seconds / max(len(records), 1),
                     "cpu_ms_per_prompt": 1000.0 * cpu_seconds / max(len(records), 1),
                 }
@@ -62,14 +80,25 @@ def run(args: argparse.Namespace) -> int:
         print(comparison_table(results))
     if args.plot:
         plot_comparison(results, Path(args.plot))
-    print(f"kendall_tau={results[0]['kendall_tau']:.4f}")
+    print(f"kendall_tau={correlation_text(results[0]['kendall_tau'], '.4f')}")
+    undefined = [r for r in results if "tau_undefined" in r]
+    if undefined:
+        pairs = "; ".join(f"{r['predictor']} on {r['data']}: {r['tau_undefined']}" for r in undefined)
+        print(
+            f"ltr-predictors eval: Kendall tau undefined for {len(undefined)} of {len(results)} runs ({pairs})",
+            file=sys.stderr,
+        )
+        return EXIT_TAU_UNDEFINED
     return 0
 
 
-def _select(records: list[TraceRecord], args: argparse.Namespace) -> list[TraceRecord]:
+def _select(path: str, records: list[TraceRecord], args: argparse.Namespace) -> list[TraceRecord]:
     if args.split is None:
         return records
-    return [r for r in records if split_of(r.prompt, args.val_fraction, args.test_fraction) == args.split]
+    kept = [r for r in records if split_of(r.prompt, args.val_fraction, args.test_fraction) == args.split]
+    if not kept:
+        raise TraceFormatError(f"{path}: no record in split {args.split!r}")
+    return kept
 
 
 def comparison_table(results: list[dict[str, Any]]) -> str:
@@ -80,13 +109,13 @@ def comparison_table(results: list[dict[str, Any]]) -> str:
     ]
     for row in results:
         lines.append(
-            f"| {row['predictor']} | {row['data']} | all | {row['n']} | {row['kendall_tau']:.3f} | "
-            f"{row['spearman']:.3f} | {row['ms_per_prompt']:.3f} | {row['cpu_ms_per_prompt']:.3f} |"
+            f"| {row['predictor']} | {row['data']} | all | {row['n']} | {correlation_text(row['kendall_tau'])} | "
+            f"{correlation_text(row['spearman'])} | {row['ms_per_prompt']:.3f} | {row['cpu_ms_per_prompt']:.3f} |"
         )
         for name, sub in row.get("per_dataset", {}).items():
             lines.append(
-                f"| {row['predictor']} | {row['data']} | {name} | {sub['n']} | {sub['kendall_tau']:.3f} | "
-                f"{sub['spearman']:.3f} | | |"
+                f"| {row['predictor']} | {row['data']} | {name} | {sub['n']} | "
+                f"{correlation_text(sub['kendall_tau'])} | {correlation_text(sub['spearman'])} | | |"
             )
     return "\n".join(lines)
 

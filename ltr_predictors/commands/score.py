@@ -10,20 +10,20 @@ import json
 import sys
 
 from ..replayed_scores import prompt_sha1
-from ._common import add_predictor_args, load_predictor, read_prompts
+from ._common import add_predictor_args, load_predictor, output_file, read_prompts
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("score", help="score prompts (higher = longer expected output)")
     add_predictor_args(parser)
     parser.add_argument("--input", required=True, help="prompts.txt (one per line) or prompts.jsonl/.csv")
-    parser.add_argument("--output", default="-", help="scores.jsonl (default: stdout)")
+    parser.add_argument("--output", default="-", type=output_file, help="scores.jsonl (default: stdout)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    predictor = load_predictor(args.predictor, args)
     prompts, rows = read_prompts(args.input)
+    predictor = load_predictor(args.predictor, args)
     scores = predictor.score(prompts, progress=True)
     ranks = scores.argsort(kind="stable").argsort(kind="stable")
     out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115

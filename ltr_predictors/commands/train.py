@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from ..backbones import LEXICAL, Trainable
+from ..errors import CommandLineError
 from ..licenses import KNOWN_LICENSES, license_of_backbone
 from ..losses import LOSSES, LossSpec
 from ..recipes import Recipe, load_recipe, recipe_names
 from ..trainer import AUTOCAST_DTYPES, LR_SCHEDULES, kendall, scores_of, train, write_predictor
 from ..training_data import DataSource, Example, read_examples, split_examples
-from ._common import length_counter, print_json
+from ._common import length_counter, positive_float, positive_int, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--train-top-layers",
-        type=int,
+        type=positive_int,
         default=None,
         help="train only a decoder's top K layers, norm and head; the frozen layers run once per prompt (CPU)",
     )
@@ -52,22 +53,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--margin", type=float, default=None)
     parser.add_argument("--delta", type=float, default=None)
     parser.add_argument("--buckets", default=None, help="820 (fixed width) or quantile:N")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--epochs", type=positive_int, default=None)
+    parser.add_argument("--batch-size", type=positive_int, default=None)
+    parser.add_argument("--lr", type=positive_float, default=None)
     parser.add_argument("--weight-decay", type=float, default=None)
     parser.add_argument("--warmup-steps", type=int, default=None, help="linear learning-rate warm-up steps")
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None, help="after warm-up (default constant)")
-    parser.add_argument("--max-grad-norm", type=float, default=None, help="clip the gradient norm to this")
+    parser.add_argument("--max-grad-norm", type=positive_float, default=None, help="clip the gradient norm to this")
     parser.add_argument(
         "--autocast", choices=sorted(AUTOCAST_DTYPES), default=None, help="mixed-precision forward passes"
     )
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--max-length", type=int, default=None, help="tokens (transformers) or characters (lexical)")
+    parser.add_argument(
+        "--max-length", type=positive_int, default=None, help="tokens (transformers) or characters (lexical)"
+    )
     parser.add_argument("--val-fraction", type=float, default=None)
     parser.add_argument("--test-fraction", type=float, default=None, help="prompts never trained on (by hash)")
     parser.add_argument(
-        "--max-minutes", type=float, default=None, help="stop training after this long (still validates, saves)"
+        "--max-minutes",
+        type=positive_float,
+        default=None,
+        help="stop training after this long (still validates, saves)",
     )
     parser.add_argument("--out", required=True, help="folder to write the predictor to")
     parser.set_defaults(func=run)
@@ -90,7 +96,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
 def run(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args)
     if not recipe.data:
-        raise SystemExit("train: name --recipe or at least one --data file")
+        raise CommandLineError("name --recipe or at least one --data file")
     counter = length_counter(args.length_tokenizer)
     root = Path(args.data_dir)
     splits: dict[str, list[Example]] = {"train": [], "val": [], "test": []}

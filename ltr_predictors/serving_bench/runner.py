@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import SettingError
 from ..vllm.batcher import MicroBatcher
 from ..vllm.middleware import ScoresPrompts, quiet_scoring
 from ..vllm.priority import LTRPriority
@@ -158,9 +159,9 @@ def priority_function(
         return known
     if policy in ("ltr", "ltr-bw"):
         if predictor is None:
-            raise ValueError(f"policy {policy!r} needs a predictor")
+            raise SettingError(f"policy {policy!r} needs a predictor")
         if policy == "ltr-bw" and max_extra_wait_s is None:
-            raise ValueError("policy 'ltr-bw' needs --max-extra-wait-s")
+            raise SettingError("policy 'ltr-bw' needs max_extra_wait_s")
         mapper = LTRPriority(max_extra_wait_s if policy == "ltr-bw" else None)
         batcher = MicroBatcher(quiet_scoring(predictor), max_batch=batch_size, max_queue=1_000_000)
 
@@ -169,4 +170,4 @@ def priority_function(
             return mapper.priority(score, arrival)
 
         return predicted
-    raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
+    raise SettingError(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")

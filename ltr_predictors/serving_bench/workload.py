@@ -10,13 +10,14 @@ as in vllm-ltr's `benchmark_serving_real.py`.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import TraceFormatError
+from ..errors import SettingError, TraceFormatError
 from ..splits import split_of
 from ..traces import read_trace
 
@@ -45,9 +46,9 @@ def load_requests(
     """Records of the trace (optionally one target `model`, and only prompts of the hash `split` that training
     used, so that a predictor is benchmarked on prompts it never saw), shuffled, at most `num_requests`."""
     if length_scale <= 0:
-        raise ValueError(f"--length-scale must be > 0, got {length_scale}")
+        raise SettingError(f"length_scale must be > 0, got {length_scale}")
     if max_output_tokens is not None and max_output_tokens < 1:
-        raise ValueError(f"--max-output-tokens must be >= 1, got {max_output_tokens}")
+        raise SettingError(f"max_output_tokens must be >= 1, got {max_output_tokens}")
     cap = float(max_output_tokens) if max_output_tokens is not None else float("inf")
     records = read_trace(path, model=model)
     if split is not None:
@@ -73,9 +74,9 @@ def parse_rates(text: str) -> list[str | float]:
         try:
             rate = float(item)
         except ValueError as exc:
-            raise ValueError(f"--request-rate: {item!r} is neither 'burst' nor a number") from exc
-        if rate <= 0:
-            raise ValueError(f"--request-rate: {rate} must be > 0")
+            raise SettingError(f"request rate {item!r} is neither 'burst' nor a number") from exc
+        if not (math.isfinite(rate) and rate > 0):
+            raise SettingError(f"request rate {item!r} must be a finite number > 0")
         rates.append(rate)
     return rates
 
@@ -85,7 +86,7 @@ def arrival_offsets(count: int, rate: str | float, cv: float = 1.0, seed: int = 
     if rate == BURST:
         return [0.0] * count
     if cv <= 0:
-        raise ValueError(f"--cv must be > 0, got {cv}")
+        raise SettingError(f"cv must be > 0, got {cv}")
     shape = 1.0 / (cv * cv)
     gaps = np.random.default_rng(seed).gamma(shape, 1.0 / (float(rate) * shape), size=count)
     return np.concatenate([[0.0], np.cumsum(gaps[:-1])]).tolist() if count else []
