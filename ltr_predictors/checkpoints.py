@@ -118,7 +118,7 @@ def read_model_config(weights_dir: Path) -> dict[str, Any] | None:
     path = weights_dir / CONFIG_NAME
     if not path.is_file():
         return None
-    data = read_json(path, WeightsConfigError)
+    data = read_json(path, WeightsConfigError, finite=True)  # every number in it shapes the model
     if not isinstance(data, dict):
         raise WeightsConfigError(f"{path}: expected a JSON object")
     if "auto_map" in data:

@@ -1,9 +1,11 @@
-"""Read a JSON config file safely: one named error for anything that is not a plain, finite, shallow JSON document.
+"""Read a JSON config file safely: one named error for anything that is not a plain, shallow JSON document.
 
 Every config a predictor folder holds (`usage_config.json`, `ltr_config.json`, `lexical_config.json`, the weights'
-`config.json`, a shard index) goes through `read_json`, so a file that is not UTF-8, not JSON, holds `NaN` or
-`Infinity` (or a number too large for a float), or nests deeper than any real config does, is refused with the file
-named instead of surfacing as a raw `JSONDecodeError` or `RecursionError`, or later as a NaN score.
+`config.json`, a shard index) goes through `read_json`, so a file that is not UTF-8, not JSON, or nests deeper than
+any real config does, is refused with the file named instead of surfacing as a raw `JSONDecodeError` or
+`RecursionError`. Python writes `NaN` for an undefined metric (our own provenance blocks hold some), so non-finite
+numbers are read by default and each reader checks the numbers it uses; `finite=True` refuses them outright, for
+files where any number feeds the model (a transformers `config.json`).
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ from .errors import LTRPredictorError, UsageConfigError
 MAX_DEPTH = 32
 
 
-def read_json(path: Path, error: type[LTRPredictorError] = UsageConfigError) -> Any:
-    """The parsed content of `path`, or `error` naming the file and what is wrong with it."""
+def read_json(path: Path, error: type[LTRPredictorError] = UsageConfigError, *, finite: bool = False) -> Any:
+    """The parsed content of `path`, or `error` naming the file and what is wrong with it; `finite` refuses `NaN`,
+    `Infinity` and numbers too large for a float."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"{path}: cannot read it as UTF-8 text ({exc})") from exc
     try:
-        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        data = (_FINITE if finite else _PLAIN).decode(text)
     except RecursionError as exc:
         raise error(f"{path}: nested deeper than {MAX_DEPTH} levels") from exc
     except (json.JSONDecodeError, ValueError) as exc:
@@ -60,3 +63,7 @@ def _depth(data: Any) -> int:
         if level <= MAX_DEPTH:
             stack.extend((child, level + 1) for child in children)
     return deepest
+
+
+_PLAIN = json.JSONDecoder()
+_FINITE = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)

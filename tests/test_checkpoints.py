@@ -250,7 +250,11 @@ LEXICAL_CONFIGS = [
     ("word_ngrams missing", lambda c: {k: v for k, v in c.items() if k != "word_ngrams"}, "'word_ngrams'"),
     ("edge_words true", lambda c: {**c, "edge_words": True}, "'edge_words' must be an integer >= 0"),
     ("nested", lambda c: {**c, "x": json.loads("[" * 40 + "]" * 40)}, "nested deeper than 32 levels"),
-    ("Infinity", lambda c: json.dumps(c)[:-1] + ', "x": Infinity}', "Infinity is not a number"),
+    (
+        "hash_dim Infinity",
+        lambda c: json.dumps(c).replace(f'"hash_dim": {c["hash_dim"]}', '"hash_dim": Infinity'),
+        "'hash_dim' must be an integer >= 1, got inf",
+    ),
 ]
 
 
