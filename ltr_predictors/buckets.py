@@ -61,7 +61,10 @@ def bucket_midpoints(table: BucketTable) -> np.ndarray:
 
 
 def validate_table(table: object, num_labels: int, where: str) -> BucketTable:
-    """Check a table read from JSON: `num_labels` pairs of non-negative ints with min < max."""
+    """Check a table read from JSON: `num_labels` pairs of non-negative whole token counts with min < max.
+
+    Booleans, NaN, infinities and fractions are refused: a bucket's midpoint is a score.
+    """
     from .errors import UsageConfigError
 
     if not isinstance(table, list) or len(table) != num_labels:
@@ -71,9 +74,16 @@ def validate_table(table: object, num_labels: int, where: str) -> BucketTable:
         if (
             not isinstance(pair, list | tuple)
             or len(pair) != 2
-            or not all(isinstance(v, int | float) for v in pair)
+            or not all(_is_token_count(v) for v in pair)
             or not 0 <= pair[0] < pair[1]
         ):
             raise UsageConfigError(f"{where}: 'buckets[{i}]' must be [min_tokens, max_tokens] with 0 <= min < max")
         result.append((int(pair[0]), int(pair[1])))
     return result
+
+
+def _is_token_count(value: object) -> bool:
+    """A whole, finite number (an int, or a float such as 820.0), not a bool."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value) and value.is_integer())

@@ -155,3 +155,28 @@ class SettingError(LTRPredictorError, ValueError):
 
     The message names the setting and the value; the command line names the flag where it checks one itself.
     """
+
+
+# --- LOADER
+class WeightsConfigError(UsageConfigError):
+    """The weights' `config.json` is malformed or asks for remote code (`auto_map`): refused, never run."""
+
+
+class TokenizerError(LTRPredictorError, ValueError):
+    """A tokenizer folder cannot be loaded, or has no vocabulary beyond its special tokens (every prompt alike)."""
+
+
+class CheckpointError(LTRPredictorError, ValueError):
+    """A safetensors checkpoint cannot be trusted to give the model it claims (base of the errors below)."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A safetensors file or shard index is unreadable: empty, truncated, a bad or oversized header, a lost shard."""
+
+
+class IncompleteWeightsError(CheckpointError):
+    """The checkpoint does not give every parameter of the model: missing, unexpected, misshapen or mistyped tensors."""
+
+
+class NonFiniteWeightsError(CheckpointError):
+    """Some weights are NaN or infinite: every score would be meaningless."""

@@ -17,10 +17,12 @@ from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
     HfHubHTTPError,
+    HFValidationError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.utils import validate_repo_id
 
 from .errors import PredictorSpecError
 
@@ -47,6 +49,9 @@ LEGACY_IDS = {
     "t5-small": "google-t5/t5-small",
 }
 _REPO_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+# Only JSON files and the card come down before the license is checked. fnmatch's `*` spans folders, so
+# `<subfolder>/*.json` also fetches the weights' `finetuned/config.json`, which sets the license floor.
+_METADATA_PATTERN = "*.json"
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,17 @@ class PredictorSpec:
     revision: str | None = None
     local_path: Path | None = None
 
+    def __post_init__(self) -> None:
+        """Normalise the subfolder (`normalize_subfolder`) and refuse a repo id the Hub would not accept."""
+        object.__setattr__(self, "subfolder", normalize_subfolder(self.subfolder))
+        if self.repo_id is not None:
+            try:
+                validate_repo_id(self.repo_id)
+            except HFValidationError as exc:
+                raise PredictorSpecError(
+                    f"{self.repo_id!r} is neither an existing folder nor a valid Hub repo id ({exc})"
+                ) from exc
+
     @classmethod
     def parse(cls, spec: str) -> PredictorSpec:
         """Parse `REPO[:SUBFOLDER][@REVISION]`; an existing path wins over a repo id of the same spelling."""
@@ -89,7 +105,7 @@ class PredictorSpec:
             raise PredictorSpecError(
                 f"predictor spec {spec!r} is neither an existing folder nor REPO[:SUBFOLDER][@REVISION]"
             )
-        return cls(repo_id=repo_id, subfolder=subfolder.strip("/") or None, revision=revision or None)
+        return cls(repo_id=repo_id, subfolder=subfolder or None, revision=revision or None)
 
     def __str__(self) -> str:
         if self.local_path is not None:
@@ -100,6 +116,27 @@ class PredictorSpec:
         if self.revision:
             text += f"@{self.revision}"
         return text
+
+
+def normalize_subfolder(subfolder: str | None) -> str | None:
+    """`subfolder` as a relative path inside a repo, `/`-separated without empty or `.` parts (`a/./b/` -> `a/b`);
+    None for the root. An absolute path, `..`, `.git`, a backslash or a control character is refused by name."""
+    if subfolder is None:
+        return None
+    if not isinstance(subfolder, str):
+        raise PredictorSpecError(f"subfolder must be a string, got {subfolder!r}")
+    if "\\" in subfolder:
+        raise PredictorSpecError(f"subfolder {subfolder!r}: a backslash is not a separator in a repo, use '/'")
+    if any(ord(char) < 32 or ord(char) == 127 for char in subfolder):
+        raise PredictorSpecError(f"subfolder {subfolder!r}: control characters are not allowed")
+    if subfolder.startswith("/") or re.match(r"[A-Za-z]:", subfolder):
+        raise PredictorSpecError(f"subfolder {subfolder!r}: an absolute path; a subfolder is relative to the repo")
+    parts = [part for part in subfolder.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise PredictorSpecError(f"subfolder {subfolder!r}: '..' would leave the repo")
+    if any(part.lower() == ".git" for part in parts):
+        raise PredictorSpecError(f"subfolder {subfolder!r}: '.git' holds git's own data, not predictor files")
+    return "/".join(parts) or None
 
 
 @dataclass(frozen=True)
@@ -118,13 +155,10 @@ def download_predictor(spec: PredictorSpec, options: HubOptions, metadata_only: 
     weights that the caller may not be allowed to use.
     """
     if spec.local_path is not None:
-        folder = spec.local_path / spec.subfolder if spec.subfolder else spec.local_path
-        if not folder.is_dir():
-            raise PredictorSpecError(f"{folder}: no such folder")
-        return ResolvedFolder(folder=folder)
+        return ResolvedFolder(folder=_inside(spec.local_path, spec.subfolder, str(spec.local_path)))
     assert spec.repo_id is not None
     prefix = f"{spec.subfolder}/" if spec.subfolder else ""
-    patterns = [f"{prefix}*.json"] if metadata_only else [f"{prefix}*"]
+    patterns = [f"{prefix}{_METADATA_PATTERN}"] if metadata_only else [f"{prefix}*"]
     try:
         snapshot = _snapshot(
             spec.repo_id,
@@ -138,10 +172,18 @@ def download_predictor(spec: PredictorSpec, options: HubOptions, metadata_only: 
     except RepositoryNotFoundError as exc:
         raise PredictorSpecError(f"{spec}: repository {spec.repo_id!r} not found (or no access)") from exc
     root = Path(snapshot)
-    folder = root / spec.subfolder if spec.subfolder else root
-    if not folder.is_dir():
-        raise PredictorSpecError(f"{spec.repo_id}: no folder {spec.subfolder!r} at revision {spec.revision or 'main'}")
+    folder = _inside(root, spec.subfolder, f"{spec.repo_id} at revision {spec.revision or 'main'}")
     return ResolvedFolder(folder=folder, repo_root=root, commit=root.name)
+
+
+def _inside(root: Path, subfolder: str | None, where: str) -> Path:
+    """`root / subfolder`, a folder whose real path stays inside `root` (no symlink out of it)."""
+    folder = root / subfolder if subfolder else root
+    if not folder.is_dir():
+        raise PredictorSpecError(f"{where}: no folder {subfolder!r}" if subfolder else f"{folder}: no such folder")
+    if subfolder and not folder.resolve().is_relative_to(root.resolve()):
+        raise PredictorSpecError(f"{where}: subfolder {subfolder!r} leads outside it (to {folder.resolve()})")
+    return folder
 
 
 def download_tokenizer(model_id: str, options: HubOptions) -> Path:
@@ -194,7 +236,13 @@ def _snapshot(
         raise PredictorSpecError(
             f"{repo_id} is gated: accept its terms on the Hub and pass token= (or set HF_TOKEN)"
         ) from exc
+    except (RepositoryNotFoundError, LocalEntryNotFoundError):
+        raise  # callers say what they were looking for
     except RevisionNotFoundError as exc:
         raise PredictorSpecError(f"{repo_id}: revision {revision!r} not found") from exc
     except EntryNotFoundError as exc:
         raise PredictorSpecError(f"{repo_id}: {exc}") from exc
+    except HFValidationError as exc:
+        raise PredictorSpecError(f"{repo_id!r}: not a valid Hub repo id or revision ({exc})") from exc
+    except HfHubHTTPError as exc:
+        raise PredictorSpecError(f"{repo_id}: the Hub refused the download ({exc})") from exc

@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .errors import UsageConfigError
+from .checkpoints import check_finite, checkpoint_tensors, compare
+from .errors import IncompleteWeightsError, UsageConfigError
+from .json_files import read_json
 from .lexical_kernels import (
     ARENA,
     WORD,
@@ -51,6 +53,7 @@ _GOLDEN = 0x9E3779B97F4A7C15
 _WORD_GROUP, _CHAR_GROUP, _EDGE_GROUP = 0, 1, 2  # 3: the structure features' keys
 _CHUNK_CHARS = 1 << 17  # head characters featurized together: bounds the memory kept for reuse (`ARENA`)
 _ARENA_PER_CHAR = 128  # about what a batch takes from the arena per head character
+MAX_NGRAM = 8  # longest n-gram order a lexical_config.json may ask for
 
 
 def structure_features(prompts: list[str], counts: np.ndarray | None = None) -> np.ndarray:
@@ -275,21 +278,39 @@ class LexicalFeaturizer:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, object], where: str) -> LexicalFeaturizer:
+    def from_dict(cls, data: object, where: str) -> LexicalFeaturizer:
+        """Settings read from `lexical_config.json`, each checked (the message names the file and field)."""
+        if not isinstance(data, dict):
+            raise UsageConfigError(f"{where}: expected a JSON object")
         if data.get("num_structure", NUM_STRUCTURE) != NUM_STRUCTURE:
             raise UsageConfigError(
-                f"{where}: 'num_structure' is {data.get('num_structure')}, this version computes {NUM_STRUCTURE}"
+                f"{where}: 'num_structure' is {data.get('num_structure')!r}, this version computes {NUM_STRUCTURE}"
             )
-        try:
-            return cls(
-                hash_dim=int(data["hash_dim"]),  # type: ignore[call-overload]
-                char_ngrams=tuple(int(n) for n in data["char_ngrams"]),  # type: ignore[attr-defined]
-                word_ngrams=tuple(int(n) for n in data["word_ngrams"]),  # type: ignore[attr-defined]
-                max_chars=int(data["max_chars"]),  # type: ignore[call-overload]
-                edge_words=int(data.get("edge_words", 0)),  # type: ignore[call-overload]
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UsageConfigError(f"{where}: bad lexical featurizer settings ({exc!r})") from exc
+        return cls(
+            hash_dim=_setting(data, "hash_dim", where, minimum=1),
+            char_ngrams=_ngram_orders(data, "char_ngrams", where),
+            word_ngrams=_ngram_orders(data, "word_ngrams", where),
+            max_chars=_setting(data, "max_chars", where, minimum=1),
+            edge_words=_setting(data, "edge_words", where, minimum=0, default=0),
+        )
+
+
+def _setting(data: dict[str, object], name: str, where: str, minimum: int, default: int | None = None) -> int:
+    value = data.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UsageConfigError(f"{where}: '{name}' must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _ngram_orders(data: dict[str, object], name: str, where: str) -> tuple[int, ...]:
+    value = data.get(name)
+    if (
+        not isinstance(value, list | tuple)
+        or not value
+        or not all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_NGRAM for n in value)
+    ):
+        raise UsageConfigError(f"{where}: '{name}' must be a non-empty list of integers 1..{MAX_NGRAM}, got {value!r}")
+    return tuple(value)
 
 
 class LexicalScorer:
@@ -298,8 +319,8 @@ class LexicalScorer:
     def __init__(
         self, featurizer: LexicalFeaturizer, weight: np.ndarray, bias: np.ndarray, batch_size: int = 512
     ) -> None:
-        if weight.shape[0] != featurizer.dim or weight.ndim != 2 or bias.shape != (weight.shape[1],):
-            raise UsageConfigError(
+        if weight.ndim != 2 or weight.shape[0] != featurizer.dim or bias.shape != (weight.shape[1],):
+            raise IncompleteWeightsError(
                 f"lexical weights have shape {weight.shape} / bias {bias.shape}, "
                 f"expected ({featurizer.dim}, num_labels) / (num_labels,)"
             )
@@ -311,17 +332,26 @@ class LexicalScorer:
 
     @classmethod
     def load(cls, weights_dir: Path, max_length: int, batch_size: int) -> LexicalScorer:
-        from safetensors.numpy import load_file
+        """Read `lexical_config.json` and the checkpoint (one file or shards): exactly `weight` and `bias`, floats of
+        the featurizer's size, all finite."""
+        from safetensors import safe_open
 
-        config_path = Path(weights_dir) / LEXICAL_CONFIG_NAME
+        weights_dir = Path(weights_dir)
+        config_path = weights_dir / LEXICAL_CONFIG_NAME
         if not config_path.is_file():
             raise UsageConfigError(f"{config_path}: missing (a lexical predictor needs its featurizer settings)")
-        featurizer = LexicalFeaturizer.from_dict(json.loads(config_path.read_text(encoding="utf-8")), str(config_path))
+        featurizer = LexicalFeaturizer.from_dict(read_json(config_path), str(config_path))
         featurizer.max_chars = min(featurizer.max_chars, max_length)
-        tensors = load_file(str(Path(weights_dir) / WEIGHTS_NAME))
-        for name in ("weight", "bias"):
-            if name not in tensors:
-                raise UsageConfigError(f"{weights_dir / WEIGHTS_NAME}: missing tensor {name!r}")
+        found = checkpoint_tensors(weights_dir)
+        floats = ("F16", "F32", "F64")  # what numpy reads
+        compare(found, {"weight": (floats, (featurizer.dim, None)), "bias": (floats, (None,))}).raise_if_any(
+            weights_dir
+        )
+        tensors = {}
+        for name, spec in found.items():
+            with safe_open(str(spec.file), framework="numpy") as handle:
+                tensors[name] = handle.get_tensor(name)
+        check_finite(weights_dir, [name for name, array in tensors.items() if not np.isfinite(array).all()])
         return cls(featurizer, tensors["weight"], tensors["bias"], batch_size=max(batch_size, 256))
 
     @property

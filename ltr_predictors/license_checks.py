@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checkpoints import model_config
 from .errors import LicenseRefusal
 from .licenses import (
     KNOWN_LICENSES,
     LicenseInfo,
-    license_of_backbone,
+    license_floor,
     normalize_license_id,
     resolve_license,
 )
@@ -95,22 +96,24 @@ class RepoLicense:
 def folder_license(folder: Path) -> tuple[str | None, LicenseInfo]:
     """The backbone and license of the predictor in `folder`, from its `ltr_config.json` or its backbone.
 
-    Refuses (`declared-matches-provenance`) a license block that allows commercial use on a backbone that forbids
-    it, instead of silently preferring the backbone as loading does.
+    The backbone's floor comes from `pred_model` and the weights' own `config.json` (`license_floor`), as when
+    loading. Refuses (`declared-matches-provenance`) a license block looser than that floor, instead of silently
+    preferring the backbone as loading does.
     """
     usage = UsageConfig.from_file(folder / USAGE_CONFIG_NAME)
     ltr = LTRConfig.from_folder(folder, usage.num_labels)
-    backbone_id = license_of_backbone(usage.pred_model)
+    config, config_where = model_config(folder, usage)
+    floor = license_floor(usage.pred_model, config, config_where)
     block = ltr.license or {}
     declared = KNOWN_LICENSES.get(normalize_license_id(block.get("license"), block.get("license_name")) or "")
-    if declared and backbone_id and declared.commercial_use and not KNOWN_LICENSES[backbone_id].commercial_use:
+    if declared and floor and not floor.allows(declared.id):
         raise LicenseRefusal(
             folder / LTR_CONFIG_NAME,
             "declared-matches-provenance",
-            f"declares license {declared.id!r}, but the weights derive from {usage.pred_model} under {backbone_id!r}, "
-            "which forbids commercial use; declare the backbone's license",
+            f"declares license {declared.id!r}, but the weights derive from the {floor.source} under "
+            f"{floor.license!r}, whose terms bind them; declare the backbone's license",
         )
-    info = resolve_license(ltr.license, None, usage.pred_model)
+    info = resolve_license(ltr.license, None, usage.pred_model, model_config=config, model_config_where=config_where)
     return usage.pred_model, info
 
 

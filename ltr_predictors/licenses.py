@@ -4,11 +4,16 @@ A `LicenseInfo` is attached to every loaded predictor. It comes from one of thre
 trust: our own `ltr_config.json` (written at training time), the YAML of the repo's model card, or an inference
 from the backbone (`facebook/opt-*` weights are under Meta's OPT-175B license). Weights under a license that
 forbids commercial use load only after the user accepts it, by argument or by `LTR_PREDICTORS_ACCEPT_LICENSES`.
+
+The backbone sets a floor that no declaration lowers: `license_floor` reads the weights' own `config.json`
+(`model_type`, `architectures`) and the `pred_model` name (any case, a path or URL ending in `opt-125m` alike), and
+takes the most restrictive license either implies. A declared license looser than the floor is replaced by it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -107,6 +112,9 @@ BACKBONE_LICENSES: dict[str, str] = {
     "answerdotai/ModernBERT-*": "apache-2.0",
     "HuggingFaceTB/SmolLM2-*": "apache-2.0",
 }
+# Model families whose architecture alone sets a license floor: we cannot tell where weights of that architecture came
+# from, so they are taken to derive from the family's released checkpoints.
+FAMILY_LICENSES: dict[str, str] = {"opt": "opt-175b-license"}
 
 
 @dataclass
@@ -154,14 +162,73 @@ def normalize_license_id(license_id: str | None, license_name: str | None = None
     return lid
 
 
+@dataclass(frozen=True)
+class LicenseFloor:
+    """The most restrictive license a predictor's backbone implies (`license`), and what implied it (`source`)."""
+
+    license: str
+    source: str
+
+    def allows(self, license_id: str) -> bool:
+        """Whether declaring `license_id` keeps the floor's terms: always on a floor that allows commercial use (we
+        do not rank permissive licenses), else only the floor itself (its terms bind every derivative)."""
+        return KNOWN_LICENSES[self.license].commercial_use or license_id == self.license
+
+
 def license_of_backbone(backbone: str | None) -> str | None:
-    """The license id of a known backbone (`facebook/opt-125m` -> `opt-175b-license`), else None."""
-    if not backbone:
+    """The license id of a known backbone Hub id, in any case (`facebook/OPT-125m` -> `opt-175b-license`), else None."""
+    name = _normalized(backbone)
+    if not name:
         return None
     for pattern, license_id in BACKBONE_LICENSES.items():
-        if (pattern.endswith("*") and backbone.startswith(pattern[:-1])) or backbone == pattern:
+        pattern = pattern.lower()
+        if (pattern.endswith("*") and name.startswith(pattern[:-1])) or name == pattern:
             return license_id
     return None
+
+
+def license_floor(
+    backbone: str | None, model_config: dict[str, Any] | None = None, config_where: str = "config.json"
+) -> LicenseFloor | None:
+    """The most restrictive license implied by the backbone name and by the weights' `config.json`, or None.
+
+    The name counts as a Hub id in any case, and by its last path or URL component (`/models/opt-125m`); the config
+    by its `model_type` and `architectures` (`OPTForSequenceClassification`).
+    """
+    found: list[LicenseFloor] = []
+    if (by_id := license_of_backbone(backbone)) is not None:
+        found.append(LicenseFloor(by_id, f"backbone {backbone}"))
+    last = re.split(r"[/\\]", _normalized(backbone))[-1]
+    found += [LicenseFloor(lid, f"backbone {backbone}") for f, lid in FAMILY_LICENSES.items() if _names(f, last)]
+    for family in _families_of_config(model_config or {}):
+        found.append(LicenseFloor(FAMILY_LICENSES[family], f"backbone architecture {family!r} ({config_where})"))
+    restrictive = [floor for floor in found if not KNOWN_LICENSES[floor.license].commercial_use]
+    ranked = restrictive or found
+    return ranked[0] if ranked else None
+
+
+def _normalized(backbone: str | None) -> str:
+    """`backbone` stripped of whitespace and trailing separators, lower case ("" for None)."""
+    return (backbone or "").strip().rstrip("/\\").lower()
+
+
+def _names(family: str, name: str) -> bool:
+    """Whether a model name (`opt-125m`, `opt`) names a checkpoint of `family`."""
+    return re.fullmatch(rf"{re.escape(family)}(?:[-_.].*)?", name) is not None
+
+
+def _families_of_config(config: dict[str, Any]) -> list[str]:
+    """Families of `FAMILY_LICENSES` that a transformers config's `model_type` or `architectures` name."""
+    model_type = config.get("model_type")
+    architectures = config.get("architectures")
+    names = [model_type.lower()] if isinstance(model_type, str) else []
+    if isinstance(architectures, list):
+        names += [a.lower() for a in architectures if isinstance(a, str)]
+    return [
+        family
+        for family in FAMILY_LICENSES
+        if any(n == family or re.match(rf"{re.escape(family)}(for|model|pretrainedmodel)", n) for n in names)
+    ]
 
 
 def resolve_license(
@@ -171,13 +238,16 @@ def resolve_license(
     *,
     card_license_name: str | None = None,
     card_license_link: str | None = None,
+    model_config: dict[str, Any] | None = None,
+    model_config_where: str = "config.json",
 ) -> LicenseInfo:
     """Decide a predictor's license from our config block, the repo card and the backbone, in that order.
 
-    A declared license that allows commercial use never overrides a backbone known to forbid it: the weights
-    are derived from that backbone, so its terms bind them. The contradiction is kept in `notes`.
+    No declaration goes below the backbone's floor (`license_floor`, from the backbone name and the weights'
+    `model_config`): the weights derive from that backbone, so its terms bind them. A looser or unknown declared
+    license is replaced by the floor, and the contradiction kept in `notes`.
     """
-    backbone_id = license_of_backbone(backbone)
+    floor = license_floor(backbone, model_config, model_config_where)
     if config_license and config_license.get("license"):
         info = LicenseInfo.from_id(
             normalize_license_id(config_license["license"], config_license.get("license_name")),
@@ -188,21 +258,21 @@ def resolve_license(
         info = LicenseInfo.from_id(normalize_license_id(card_license, card_license_name), "model card")
         if card_license_link and info.license_link is None:
             info.license_link = card_license_link
-    elif backbone_id:
-        info = LicenseInfo.from_id(backbone_id, f"backbone {backbone}")
+    elif floor is not None:
+        return LicenseInfo.from_id(floor.license, floor.source)
     else:
         return LicenseInfo(license=None, source="unknown")
-    if backbone_id and info.commercial_use and not KNOWN_LICENSES[backbone_id].commercial_use:
+    if floor is None or (info.known and floor.allows(info.license or "")):
+        return info
+    if info.known:
         note = (
-            f"{info.source} declares {info.license!r}, but the backbone {backbone} is under {backbone_id!r}, "
-            "which does not allow commercial use; the backbone's terms apply"
+            f"{info.source} declares {info.license!r}, but the {floor.source} puts the weights under "
+            f"{floor.license!r}, whose terms bind them; the backbone's terms apply"
         )
-        info = LicenseInfo.from_id(backbone_id, f"backbone {backbone}", notes=[note])
-    elif backbone_id and not info.known:
+    else:
         # e.g. a multi-license repo's card (`license: other`, `license_name: mixed-licenses`): says nothing per folder
-        note = f"{info.source} declares {info.license!r}, not a license we know; the backbone {backbone}'s terms apply"
-        info = LicenseInfo.from_id(backbone_id, f"backbone {backbone}", notes=[note])
-    return info
+        note = f"{info.source} declares {info.license!r}, not a license we know; the {floor.source}'s terms apply"
+    return LicenseInfo.from_id(floor.license, floor.source, data_licenses=info.data_licenses, notes=[note])
 
 
 def accepted_licenses(accept: str | Iterable[str] | None = None) -> set[str]:

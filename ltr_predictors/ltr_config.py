@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from .buckets import BucketTable, validate_table
 from .errors import UsageConfigError
+from .json_files import read_json
 
 LTR_CONFIG_NAME = "ltr_config.json"
 FORMAT_VERSION = 1
@@ -49,9 +50,7 @@ class LTRConfig:
         if direction is not None and direction not in DIRECTIONS:
             raise UsageConfigError(f"{where}: 'score_direction' must be one of {DIRECTIONS}, got {direction!r}")
         buckets = data.get("buckets")
-        license_block = data.get("license")
-        if license_block is not None and not isinstance(license_block, dict):
-            raise UsageConfigError(f"{where}: 'license' must be an object, got {license_block!r}")
+        license_block = _license_block(data.get("license"), where)
         provenance = data.get("provenance", {})
         if not isinstance(provenance, dict):
             raise UsageConfigError(f"{where}: 'provenance' must be an object, got {provenance!r}")
@@ -74,11 +73,7 @@ class LTRConfig:
         path = folder / LTR_CONFIG_NAME
         if not path.is_file():
             return cls()
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UsageConfigError(f"{path}: not valid JSON ({exc})") from exc
-        return cls.from_dict(data, num_labels, where=str(path))
+        return cls.from_dict(read_json(path), num_labels, where=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"format_version": FORMAT_VERSION, "backend": self.backend}
@@ -98,3 +93,18 @@ class LTRConfig:
         path = Path(folder) / LTR_CONFIG_NAME
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
         return path
+
+
+def _license_block(block: Any, where: str) -> dict[str, Any] | None:
+    """The `license` object: string `license` / `license_name` / `license_link`, `data_licenses` a list of objects."""
+    if block is None:
+        return None
+    if not isinstance(block, dict):
+        raise UsageConfigError(f"{where}: 'license' must be an object, got {block!r}")
+    for name in ("license", "license_name", "license_link"):
+        if block.get(name) is not None and not isinstance(block[name], str):
+            raise UsageConfigError(f"{where}: 'license.{name}' must be a string, got {block[name]!r}")
+    entries = block.get("data_licenses", [])
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise UsageConfigError(f"{where}: 'license.data_licenses' must be a list of objects, got {entries!r}")
+    return block

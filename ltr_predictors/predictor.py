@@ -19,7 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from .buckets import BucketTable, vllm_ltr_buckets
-from .errors import PickleCheckpointError, PromptError, UsageConfigError, WeightsNotFoundError
+from .checkpoints import INDEX_NAME, SAFETENSORS_NAME, WEIGHTS_SUBDIR, model_config, weights_folder
+from .errors import CardMetadataError, PickleCheckpointError, PromptError, UsageConfigError, WeightsNotFoundError
 from .heads import DEFAULT_DIRECTION, length_scores
 from .hub import (
     PICKLE_PATTERNS,
@@ -36,9 +37,7 @@ from .usage_config import USAGE_CONFIG_NAME, UsageConfig
 
 DTYPES = ("float32", "bfloat16", "float16")  # names `dtype` may be given as (transformer weights)
 
-WEIGHTS_SUBDIR = "finetuned"
 DEFAULT_PREDICTOR_DIR = Path(__file__).parent / "default_predictor"
-_SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json")
 
 
@@ -161,7 +160,7 @@ class LengthPredictor:
         metadata = download_predictor(spec, options, metadata_only=True)
         usage = UsageConfig.from_file(metadata.folder / USAGE_CONFIG_NAME)
         ltr = LTRConfig.from_folder(metadata.folder, usage.num_labels)
-        license_info = _license(metadata, usage, ltr)
+        license_info = _license(metadata, usage, ltr)  # from JSON files and the card alone: before any weights
         name = spec.subfolder or (spec.repo_id or metadata.folder.resolve().name)
         check_license_accepted(license_info, accept_license, what=f"predictor {spec}")
         resolved = download_predictor(spec, options) if spec.repo_id else metadata
@@ -247,43 +246,43 @@ def check_prompts(prompts: Sequence[str]) -> list[str]:
 
 
 def _license(resolved: ResolvedFolder, usage: UsageConfig, ltr: LTRConfig) -> LicenseInfo:
+    """The license from `ltr_config.json`, the card, `pred_model` and the weights' own `config.json`."""
     card = _read_card_metadata(resolved)
+    config, config_where = model_config(resolved.folder, usage)
     return resolve_license(
         ltr.license,
         card.get("license"),
         usage.pred_model,
         card_license_name=card.get("license_name"),
         card_license_link=card.get("license_link"),
+        model_config=config,
+        model_config_where=config_where,
     )
 
 
 def _read_card_metadata(resolved: ResolvedFolder) -> dict[str, Any]:
-    """YAML of the repo's README (or, for a local folder, of its README or its parent's)."""
-    from huggingface_hub import ModelCard
+    """YAML of the repo's README (or, for a local folder, of its README or its parent's), license fields strings."""
+    import yaml
+    from huggingface_hub.repocard import metadata_load
 
     places = [resolved.repo_root] if resolved.repo_root else [resolved.folder, resolved.folder.parent]
     for place in places:
-        if place is not None and (place / "README.md").is_file():
-            return ModelCard.load(place / "README.md").data.to_dict()
+        path = place / "README.md"
+        if not path.is_file():
+            continue
+        try:
+            data = metadata_load(path) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError) as exc:
+            raise CardMetadataError(f"{path}: cannot read the card's YAML header ({exc})") from exc
+        for name in ("license", "license_name", "license_link"):
+            if data.get(name) is not None and not isinstance(data[name], str):
+                raise CardMetadataError(f"{path}: '{name}' must be a string, got {data[name]!r}")
+        return data
     return {}
 
 
-def weights_folder(folder: Path, usage: UsageConfig) -> Path:
-    """`finetuned/` beside the usage config (the stale `path` is ignored), or the folder itself when flat."""
-    candidates = [folder / WEIGHTS_SUBDIR, folder]
-    if usage.path:
-        candidates.insert(1, folder / Path(usage.path).name)
-    for candidate in candidates:
-        if (candidate / "config.json").is_file() or any((candidate / n).is_file() for n in _SAFETENSORS):
-            return candidate
-    raise WeightsNotFoundError(
-        f"{folder / USAGE_CONFIG_NAME}: no weights found in {folder / WEIGHTS_SUBDIR} nor in {folder} "
-        f"(the stale 'model.path' {usage.path!r} is not used)"
-    )
-
-
 def _check_safetensors(spec: PredictorSpec, weights: Path, options: HubOptions) -> None:
-    if any((weights / name).is_file() for name in _SAFETENSORS):
+    if any((weights / name).is_file() for name in (SAFETENSORS_NAME, INDEX_NAME)):
         return
     local_pickles = [p.name for pattern in PICKLE_PATTERNS for p in weights.glob(pattern)]
     pickles = local_pickles or remote_pickle_files(spec, options)

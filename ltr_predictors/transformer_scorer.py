@@ -12,7 +12,9 @@ through the same `tokenize`, so training and scoring format alike.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +27,16 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from .errors import UsageConfigError
+from .checkpoints import (
+    CONFIG_NAME,
+    TensorSpec,
+    WeightsReport,
+    check_finite,
+    checkpoint_tensors,
+    mistyped,
+    read_model_config,
+)
+from .errors import CheckpointError, CorruptCheckpointError, TokenizerError, UsageConfigError, WeightsConfigError
 from .labeling import chat_texts
 
 # A token is rarely longer than this many characters: text beyond it can never survive truncation.
@@ -83,17 +94,33 @@ class TransformerScorer:
         dtype: torch.dtype | str | None = None,
         chat_template: bool = False,
     ) -> TransformerScorer:
-        """`dtype`: a torch dtype or its name (`bfloat16`); fp32 when None."""
-        config = AutoConfig.from_pretrained(weights_dir, local_files_only=True, trust_remote_code=False)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            weights_dir,
-            config=config,
-            local_files_only=True,
-            trust_remote_code=False,
-            use_safetensors=True,
-            dtype=(getattr(torch, dtype) if isinstance(dtype, str) else dtype) or torch.float32,
-        )
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True, trust_remote_code=False)
+        """`dtype`: a torch dtype or its name (`bfloat16`); fp32 when None.
+
+        Every parameter must come from the checkpoint, with its shape and kind of dtype, and be finite (see
+        `checkpoints`); the tokenizer must have a vocabulary (`load_tokenizer`).
+        """
+        found = checkpoint_tensors(weights_dir)
+        if read_model_config(weights_dir) is None:
+            raise WeightsConfigError(f"{weights_dir / CONFIG_NAME}: missing (a transformers predictor needs it)")
+        try:
+            config = AutoConfig.from_pretrained(weights_dir, local_files_only=True, trust_remote_code=False)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise WeightsConfigError(f"{weights_dir / CONFIG_NAME}: transformers cannot read it ({exc})") from exc
+        try:
+            model, loading = AutoModelForSequenceClassification.from_pretrained(
+                weights_dir,
+                config=config,
+                local_files_only=True,
+                trust_remote_code=False,
+                use_safetensors=True,
+                ignore_mismatched_sizes=True,  # reported with the other problems below, not raised half-way
+                output_loading_info=True,
+                dtype=(getattr(torch, dtype) if isinstance(dtype, str) else dtype) or torch.float32,
+            )
+        except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"{weights_dir}: transformers cannot build the model from it ({exc})") from exc
+        _check_weights(model, loading, found, weights_dir)
+        tokenizer = load_tokenizer(tokenizer_dir)
         if device is not None:
             model.to(device)
         return cls(model, tokenizer, max_length=max_length, batch_size=batch_size, chat_template=chat_template)
@@ -191,3 +218,42 @@ class TransformerScorer:
         """Weights as safetensors (fp32 unless loaded otherwise), config and tokenizer in one folder."""
         self.model.save_pretrained(weights_dir, safe_serialization=True)
         self.tokenizer.save_pretrained(weights_dir)
+
+
+def load_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
+    """The tokenizer in `folder`, refused when it cannot load or has no vocabulary beyond its special tokens (a
+    folder with only `tokenizer_config.json` loads as one that maps every prompt to the same few ids)."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+    except Exception as exc:  # the tokenizers library raises bare `Exception` on a malformed tokenizer.json
+        raise TokenizerError(f"{folder}: cannot load a tokenizer from it ({type(exc).__name__}: {exc})") from exc
+    if not set(tokenizer.get_vocab().values()) - set(tokenizer.all_special_ids):
+        raise TokenizerError(
+            f"{folder}: the tokenizer has no vocabulary besides its special tokens, so every prompt would score "
+            "alike; add its vocabulary (tokenizer.json, or vocab.txt / vocab.json + merges.txt)"
+        )
+    return tokenizer
+
+
+def _check_weights(model: PreTrainedModel, loading: dict[str, Any], found: dict[str, TensorSpec], where: Path) -> None:
+    """Refuse a model that its checkpoint does not fully give (transformers initialised the rest at random), or whose
+    weights are not all finite."""
+    if loading["error_msgs"]:
+        raise CorruptCheckpointError(f"{where}: loading failed: {'; '.join(map(str, loading['error_msgs']))}")
+    kinds = {name: _kind(tensor) for name, tensor in model.state_dict().items()}
+    WeightsReport(
+        missing=list(loading["missing_keys"]),
+        unexpected=list(loading["unexpected_keys"]),
+        misshapen=[
+            f"{name}: checkpoint {tuple(got)}, model {tuple(want)}" for name, got, want in loading["mismatched_keys"]
+        ],
+        mistyped=mistyped(found, kinds),
+    ).raise_if_any(where)
+    tensors = itertools.chain(model.named_parameters(), model.named_buffers())
+    check_finite(where, [name for name, t in tensors if t.is_floating_point() and not bool(torch.isfinite(t).all())])
+
+
+def _kind(tensor: torch.Tensor) -> str:
+    if tensor.is_floating_point():
+        return "float"
+    return "bool" if tensor.dtype == torch.bool else "int"

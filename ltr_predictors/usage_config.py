@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UnknownFamilyError, UsageConfigError
+from .json_files import read_json
 
 USAGE_CONFIG_NAME = "usage_config.json"
 FAMILIES = ("rank", "class", "regression")
@@ -86,11 +87,7 @@ class UsageConfig:
         path = Path(path)
         if not path.is_file():
             raise UsageConfigError(f"{path}: no {USAGE_CONFIG_NAME} here")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UsageConfigError(f"{path}: not valid JSON ({exc})") from exc
-        return cls.from_dict(data, where=str(path))
+        return cls.from_dict(read_json(path), where=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         """The file's content: the 7 vllm-ltr fields in their order, then any unknown fields we were given."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from conftest import AUTHORS_REPO, AUTHORS_RUN, SEED_REPO
 from tiny_models import SEED_ZOO
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from ltr_predictors import LengthPredictor, LicenseNotAcceptedError, PickleCheckpointError
+from ltr_predictors import LengthPredictor, LicenseNotAcceptedError, PickleCheckpointError, PredictorSpecError
 from ltr_predictors.buckets import bucket_midpoints, vllm_ltr_buckets
 
 PROMPTS = ["hello world", "write a long essay about code", "", "yes or no?", "list " * 200]
@@ -116,3 +117,72 @@ def test_pickle_only_checkpoint_is_refused_without_unpickling(local_hub, monkeyp
     monkeypatch.setattr(torch, "load", no_unpickling)
     with pytest.raises(PickleCheckpointError, match=r"pytorch_model\.bin.*never unpickles"):
         LengthPredictor.from_pretrained("testorg/pickle-only", subfolder="old")
+
+
+def test_the_license_is_decided_before_any_weights_come_down(local_hub, monkeypatch, tmp_path):
+    """The metadata download includes the weights' `finetuned/config.json` (it sets the license floor), and a
+    refused license leaves no weights in the cache."""
+    monkeypatch.delenv("LTR_PREDICTORS_ACCEPT_LICENSES", raising=False)
+    with pytest.raises(LicenseNotAcceptedError, match="backbone"):
+        LengthPredictor.from_pretrained(SEED_REPO, subfolder="A1-opt125m-margin", cache_dir=tmp_path)
+    (snapshot,) = tmp_path.glob("*/snapshots/*")
+    assert (snapshot / "A1-opt125m-margin" / "finetuned" / "config.json").is_file()
+    assert not list(tmp_path.rglob("*.safetensors"))
+
+
+@pytest.mark.parametrize(
+    ("subfolder", "reason"),
+    [
+        ("..", "'..' would leave the repo"),
+        ("../escape", "'..' would leave the repo"),
+        ("a/../../b", "'..' would leave the repo"),
+        (".git", "'.git' holds git's own data"),
+        ("PARS-bert/.GIT/x", "'.git' holds git's own data"),
+        ("PARS-bert\\finetuned", "a backslash is not a separator"),
+        ("/etc", "an absolute path"),
+        ("C:/models", "an absolute path"),
+        ("PARS-bert\n", "control characters"),
+    ],
+)
+def test_bad_subfolders_are_refused_by_name_before_any_download(subfolder, reason, monkeypatch):
+    from ltr_predictors.hub import PredictorSpec
+
+    monkeypatch.setattr("ltr_predictors.hub.snapshot_download", _no_download)
+    with pytest.raises(PredictorSpecError, match=re.escape(reason)):
+        LengthPredictor.from_pretrained(SEED_REPO, subfolder=subfolder)
+    with pytest.raises(PredictorSpecError, match=re.escape(reason)):
+        PredictorSpec.parse(f"{SEED_REPO}:{subfolder}")
+
+
+def _no_download(*args, **kwargs):
+    raise AssertionError("a bad subfolder reached the Hub")
+
+
+def test_an_absolute_subfolder_never_loads_a_local_folder_as_the_hub_repo(local_hub, tmp_path):
+    """`subfolder="/abs/path"` over a Hub repo used to load that local folder, reported as the repo's."""
+    from tiny_models import write_seed_predictor
+
+    local = write_seed_predictor(tmp_path / "local", "bert")
+    with pytest.raises(PredictorSpecError, match="an absolute path"):
+        LengthPredictor.from_pretrained(SEED_REPO, subfolder=str(local))
+
+
+def test_a_subfolder_is_normalised(local_hub):
+    predictor = LengthPredictor.from_pretrained(SEED_REPO, subfolder="./PARS-bert//")
+    assert predictor.info.source.subfolder == predictor.info.name == "PARS-bert"
+    assert LengthPredictor.from_spec(f"{SEED_REPO}:PARS-bert/").info.source.subfolder == "PARS-bert"
+
+
+@pytest.mark.parametrize("repo_id", ["bad id!!", "a/b/c", "https://huggingface.co/x/y", "a--b/c", "x" * 200])
+def test_invalid_hub_ids_are_named(repo_id, monkeypatch):
+    monkeypatch.setattr("ltr_predictors.hub.snapshot_download", _no_download)
+    with pytest.raises(PredictorSpecError, match="neither an existing folder nor a valid Hub repo id"):
+        LengthPredictor.from_pretrained(repo_id)
+
+
+def test_an_invalid_backbone_id_for_the_tokenizer_is_named(tmp_path):
+    from tiny_models import write_seed_predictor
+
+    folder = write_seed_predictor(tmp_path / "pred", "bert", pred_model="google-bert/bert base uncased")
+    with pytest.raises(PredictorSpecError, match="not a valid Hub repo id"):
+        LengthPredictor.from_pretrained(folder, accept_license=ACCEPT)

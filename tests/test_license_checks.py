@@ -180,3 +180,53 @@ def test_a_mixed_repo_card_does_not_hide_the_backbone_license(backbone, expected
     info = resolve_license(None, "other", backbone, card_license_name="mixed-licenses", card_license_link="LICENSE.md")
     assert info.license == expected and info.source == f"backbone {backbone}"
     assert "mixed-licenses" in info.notes[0]
+
+
+OPT_CONFIG = {"model_type": "opt", "architectures": ["OPTForSequenceClassification"]}
+
+
+@pytest.mark.parametrize(
+    ("pred_model", "config"),
+    [
+        ("facebook/OPT-125m", None),
+        (" facebook/opt-125m", None),
+        ("/models/opt-125m", None),
+        ("https://huggingface.co/facebook/opt-125m/", None),
+        (None, OPT_CONFIG),
+        ("someone/unknown-encoder", {"model_type": "OPT"}),
+        ("bert-base-uncased", {"architectures": ["OPTForCausalLM"]}),
+    ],
+    ids=["upper case", "leading space", "local path", "url", "null + config.json", "model_type", "architectures"],
+)
+def test_uploads_take_the_floor_from_the_backbone_name_and_the_weights_config(tmp_path, pred_model, config):
+    """OPT weights declared apache-2.0, named any way or not at all: the folder is refused, and a repo of them is
+    never planned as apache-2.0."""
+    folder = make_folder(tmp_path, "p", "bert")
+    usage = json.loads((folder / "usage_config.json").read_text())
+    usage["model"]["pred_model"] = pred_model
+    (folder / "usage_config.json").write_text(json.dumps(usage))
+    if config is not None:
+        (folder / "finetuned").mkdir()
+        (folder / "finetuned" / "config.json").write_text(json.dumps(config))
+    backbone, info = folder_license(folder)
+    assert info.license == "opt-175b-license" and info.commercial_use is False
+    item = FolderLicense(folder.name, folder, backbone, info)
+    with pytest.raises(LicenseRefusal, match=r"\[rule: noncommercial-weights\]"):
+        check_repo_license(DeclaredLicense("apache-2.0"), [item])
+    assert suggest_declared([item]).license_name == "opt-175b-license"
+    (folder / "ltr_config.json").write_text(json.dumps({"license": {"license": "apache-2.0"}}))
+    with pytest.raises(LicenseRefusal, match=r"ltr_config\.json: declares license 'apache-2\.0'.*opt-175b-license"):
+        folder_license(folder)
+
+
+def test_a_non_commercial_floor_keeps_only_its_own_license():
+    from ltr_predictors.licenses import license_floor, resolve_license
+
+    floor = license_floor("/models/opt-125m")
+    assert floor is not None and floor.allows("opt-175b-license") and not floor.allows("cc-by-nc-4.0")
+    info = resolve_license(
+        {"license": "cc-by-nc-4.0", "data_licenses": [{"name": "d"}]}, None, None, model_config=OPT_CONFIG
+    )
+    assert (info.license, info.data_licenses) == ("opt-175b-license", [{"name": "d"}])
+    assert "declares 'cc-by-nc-4.0'" in info.notes[0] and "config.json" in info.source
+    assert license_floor("facebook/optimus-7b") is None and license_floor("bert-base-uncased").allows("mit")

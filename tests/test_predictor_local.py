@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -10,8 +11,10 @@ import pytest
 from tiny_models import bert_model, bert_tokenizer, write_seed_predictor, write_tokenizer_repo
 
 from ltr_predictors import (
+    CardMetadataError,
     LengthPredictor,
     LicenseNotAcceptedError,
+    PredictorSpecError,
     UnknownFamilyError,
     UsageConfigError,
     WeightsNotFoundError,
@@ -19,6 +22,7 @@ from ltr_predictors import (
 from ltr_predictors.ltr_config import LTRConfig
 
 PROMPTS = ["hello world", "write a long essay", "", "no"]
+OPT = "opt-175b-license"
 
 
 @pytest.fixture
@@ -61,10 +65,10 @@ def test_direction_field_flips_rank_scores(tmp_path, tokenizers):
 
 def test_class_scores_are_expected_lengths_within_the_table(tmp_path, tokenizers):
     folder = seed_folder(tmp_path, tokenizers, "opt", "class", 10)
-    scores = load(folder).score(PROMPTS)
+    scores = load(folder, accept_license=OPT).score(PROMPTS)  # OPT-architecture weights: under the OPT floor
     assert ((scores > 410) & (scores < 7786)).all()
     LTRConfig(buckets=[[0, 10], [10, 20], [20, 30], [30, 40], [40, 50]] * 2).save(folder)
-    assert (load(folder).score(PROMPTS) < 50).all()
+    assert (load(folder, accept_license=OPT).score(PROMPTS) < 50).all()
 
 
 def test_save_pretrained_round_trip(tmp_path, tokenizers):
@@ -97,7 +101,7 @@ def test_num_labels_disagreeing_with_weights(tmp_path, tokenizers):
     usage["model"]["num_labels"] = 5
     (folder / "usage_config.json").write_text(json.dumps(usage))
     with pytest.raises(UsageConfigError, match=r"'model\.num_labels' is 5 but the weights have 10 outputs"):
-        load(folder)
+        load(folder, accept_license=OPT)  # OPT-architecture weights: under the OPT floor
 
 
 def test_unknown_mtype_missing_config_and_missing_weights(tmp_path, tokenizers):
@@ -189,3 +193,110 @@ def test_padding_batches_to_a_multiple_leaves_scores_unchanged(kind):
     assert seen and all(n % 16 == 0 for n in seen)
     model.to("meta")
     assert plain.padded_length(5) == min(ACCELERATOR_PAD_MULTIPLE, plain.max_length)
+
+
+# ---------------------------------------------------------------------------------------- the backbone's license floor
+OPT_NAMES = [
+    "facebook/OPT-125m",
+    " facebook/opt-125m",
+    "/models/opt-125m",
+    "https://huggingface.co/facebook/opt-125m",
+    None,
+]
+DECLARATIONS = {
+    "card": lambda folder: (folder.parent / "README.md").write_text("---\nlicense: apache-2.0\n---\n# says apache\n"),
+    "ltr_config": lambda folder: LTRConfig(license={"license": "apache-2.0"}).save(folder),
+}
+
+
+@pytest.mark.parametrize("declared", list(DECLARATIONS))
+@pytest.mark.parametrize("pred_model", OPT_NAMES, ids=repr)
+def test_opt_weights_stay_under_the_opt_license_whatever_is_declared(tmp_path, monkeypatch, pred_model, declared):
+    """OPT-architecture weights (their own config.json says so) declared apache-2.0, whatever `pred_model` says:
+    loading needs the OPT license accepted, and the contradiction is kept in the notes."""
+    from tiny_models import opt_tokenizer
+
+    monkeypatch.delenv("LTR_PREDICTORS_ACCEPT_LICENSES", raising=False)
+    folder = write_seed_predictor(tmp_path / "repo" / "pred", "opt")
+    usage = json.loads((folder / "usage_config.json").read_text())
+    usage["model"]["pred_model"] = pred_model
+    (folder / "usage_config.json").write_text(json.dumps(usage))
+    opt_tokenizer().save_pretrained(folder / "finetuned")
+    DECLARATIONS[declared](folder)
+    with pytest.raises(LicenseNotAcceptedError, match=OPT):
+        LengthPredictor.from_pretrained(folder)
+    info = LengthPredictor.from_pretrained(folder, accept_license=OPT).info.license
+    assert (info.license, info.commercial_use, info.source.split()[0]) == (OPT, False, "backbone")
+    assert "declares 'apache-2.0'" in info.notes[0]
+
+
+@pytest.mark.parametrize("pred_model", OPT_NAMES[:4])
+def test_an_opt_backbone_name_sets_the_floor_in_any_spelling(tmp_path, pred_model):
+    """BERT-architecture weights whose `pred_model` names OPT: the name alone puts them under the OPT license."""
+    folder = write_seed_predictor(tmp_path / "pred", "bert", pred_model=pred_model)
+    bert_tokenizer().save_pretrained(folder / "finetuned")
+    LTRConfig(license={"license": "mit"}).save(folder)
+    info = LengthPredictor.from_pretrained(folder, accept_license=OPT).info.license
+    assert (info.license, info.source) == (OPT, f"backbone {pred_model}")
+
+
+def test_a_stricter_declared_license_is_kept(tmp_path, tokenizers):
+    bert = seed_folder(tmp_path, tokenizers, name="bert")
+    LTRConfig(license={"license": "cc-by-nc-4.0"}).save(bert)
+    info = load(bert, accept_license="cc-by-nc-4.0").info.license
+    assert (info.license, info.source, info.notes) == ("cc-by-nc-4.0", "ltr_config.json", [])
+    opt = seed_folder(tmp_path, tokenizers, "opt", name="opt")
+    LTRConfig(license={"license": "other", "license_name": OPT}).save(opt)
+    info = load(opt, accept_license=OPT).info.license
+    assert (info.license, info.source, info.notes) == (OPT, "ltr_config.json", [])
+
+
+@pytest.mark.parametrize(
+    ("block", "field"),
+    [
+        ({"license": 5}, "'license.license' must be a string, got 5"),
+        ({"license": "other", "license_name": ["opt"]}, "'license.license_name' must be a string"),
+        ({"license": "apache-2.0", "data_licenses": 3}, "'license.data_licenses' must be a list of objects, got 3"),
+        ({"license": "apache-2.0", "data_licenses": ["cc-by-4.0"]}, "'license.data_licenses' must be a list"),
+    ],
+)
+def test_license_fields_of_the_wrong_type_are_named(tmp_path, tokenizers, block, field):
+    folder = seed_folder(tmp_path, tokenizers)
+    (folder / "ltr_config.json").write_text(json.dumps({"license": block}))
+    with pytest.raises(UsageConfigError, match=re.escape(f"{folder / 'ltr_config.json'}: {field}")):
+        load(folder)
+
+
+@pytest.mark.parametrize(
+    ("card", "message"),
+    [
+        ("---\nlicense: [apache\n---\n", "cannot read the card's YAML header"),
+        ("---\n- apache-2.0\n---\n", "cannot read the card's YAML header"),
+        ("---\nlicense: 5\n---\n", "'license' must be a string, got 5"),
+        ("---\nlicense: other\nlicense_name: {a: 1}\n---\n", "'license_name' must be a string"),
+        ("---\nx: " + "[" * 5000 + "\n---\n", "cannot read the card's YAML header"),
+    ],
+)
+def test_card_yaml_errors_are_named(tmp_path, tokenizers, card, message):
+    folder = seed_folder(tmp_path, tokenizers)
+    (folder / "README.md").write_text(card)
+    with pytest.raises(CardMetadataError, match=re.escape(f"{folder / 'README.md'}: {message}")):
+        load(folder)
+
+
+# ------------------------------------------------------------------------------------------------ local subfolders
+def test_a_local_subfolder_stays_inside_the_folder(tmp_path, tokenizers):
+    seed_folder(tmp_path, tokenizers, name="repo/pred")
+    outside = seed_folder(tmp_path, tokenizers, name="outside")
+    assert load(tmp_path / "repo", subfolder="./pred/").info.source.subfolder == "pred"
+    for subfolder, reason in [
+        ("../outside", "'..' would leave the repo"),
+        (str(outside), "an absolute path"),
+        ("pred\\finetuned", "a backslash is not a separator"),
+        (".git", "'.git' holds git's own data"),
+    ]:
+        with pytest.raises(PredictorSpecError, match=re.escape(reason)):
+            load(tmp_path / "repo", subfolder=subfolder)
+    (tmp_path / "repo" / "link").symlink_to(outside)
+    with pytest.raises(PredictorSpecError, match="leads outside it"):
+        load(tmp_path / "repo", subfolder="link")

@@ -75,6 +75,7 @@ def test_bench_burst_on_the_tiny_engine(tmp_path: Path) -> None:
     predictor = tiny_predictor(tmp_path, "rank-opt")
     output, figure = tmp_path / "results.json", tmp_path / "results.png"
     env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
+    env["LTR_PREDICTORS_ACCEPT_LICENSES"] = "opt-175b-license"  # random OPT-architecture weights: the OPT floor
     command = [
         sys.executable, "-m", "ltr_predictors.cli", "bench", "--data", str(trace), "--predictor", str(predictor),
         "--policies", "fcfs,ltr,ltr-bw,oracle,random", "--max-extra-wait-s", "1", "--request-rate", "burst",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -111,3 +112,49 @@ def test_vllm_ltr_bucket_table_matches_its_labels():
     for length in (0, 819, 820, 4000, 7379, 7380, 8191, 20000):
         assert label_of_length(length, table) == 9 - min(8192, length) // 820
     assert len(vllm_ltr_buckets(82)) == 82 and vllm_ltr_buckets(82)[81] == (0, 100)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than 32 levels"),
+        ('{"model": {"mtype": "rank", "num_labels": 1, "x": ' + "[" * 40 + "]" * 40 + "}}", "nested deeper than 32"),
+        ('{"model": {"mtype": "rank", "num_labels": 1,}}', "not valid JSON"),
+        ('{"model": {"mtype": "rank", "num_labels": 1, "max_length": NaN}}', "'model.max_length' must be an integer"),
+    ],
+    ids=["100k deep", "40 deep", "trailing comma", "NaN length"],
+)
+def test_config_files_that_are_not_plain_shallow_json_are_named(tmp_path, text, message):
+    for name, read in [
+        ("usage_config.json", lambda: UsageConfig.from_file(tmp_path / "usage_config.json")),
+        ("ltr_config.json", lambda: LTRConfig.from_folder(tmp_path, num_labels=1)),
+    ]:
+        if name == "ltr_config.json" and "NaN" in text:
+            continue  # ltr_config.json has no length field
+        (tmp_path / name).write_text(text)
+        with pytest.raises(UsageConfigError, match=re.escape(f"{tmp_path / name}: ") + ".*" + re.escape(message)):
+            read()
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "1e999", "true", "0.5"])
+def test_a_bucket_table_file_with_a_non_count_is_named(tmp_path, value):
+    (tmp_path / "ltr_config.json").write_text('{"buckets": [[10, 20], [0, ' + value + "]]}")
+    with pytest.raises(UsageConfigError, match=re.escape(f"{tmp_path / 'ltr_config.json'}: 'buckets[1]' must be")):
+        LTRConfig.from_folder(tmp_path, num_labels=2)
+
+
+def test_an_undefined_metric_in_provenance_still_loads(tmp_path):
+    """The trainer records an undefined validation tau as NaN (Python's JSON): such files stay readable."""
+    (tmp_path / "ltr_config.json").write_text('{"provenance": {"val_kendall_tau": NaN}}')
+    assert LTRConfig.from_folder(tmp_path, num_labels=1).provenance["val_kendall_tau"] != 0
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [[0, float("nan")], [0, float("inf")], [True, 5], [0.5, 10], [0, "10"], [-1, 10]],
+    ids=["nan", "inf", "bool", "fraction", "string", "negative"],
+)
+def test_bucket_tables_hold_whole_finite_token_counts(pair):
+    with pytest.raises(UsageConfigError, match=r"'buckets\[1\]' must be \[min_tokens, max_tokens\]"):
+        LTRConfig.from_dict({"buckets": [[10, 20], pair]}, num_labels=2)
+    assert LTRConfig.from_dict({"buckets": [[10.0, 20], [0, 10]]}, num_labels=2).buckets == [(10, 20), (0, 10)]

@@ -29,7 +29,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def predictor(root: Path) -> LengthPredictor:
-    return LengthPredictor.from_pretrained(tiny_predictor(root, "rank-opt"))
+    # random OPT-architecture weights fall under the OPT floor; the license is not the point here
+    return LengthPredictor.from_pretrained(tiny_predictor(root, "rank-opt"), accept_license="opt-175b-license")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,8 @@ def test_generate_admits_in_predicted_order(llm: Any, predictor: LengthPredictor
 
 
 def test_classification_predictor_completes_every_request(llm: Any, root: Path) -> None:
-    classifier = LengthPredictor.from_pretrained(tiny_predictor(root, "class-opt", "class", 10))
+    folder = tiny_predictor(root, "class-opt", "class", 10)
+    classifier = LengthPredictor.from_pretrained(folder, accept_license="opt-175b-license")  # OPT floor, not the point
     texts = prompts(10)
     outputs = ltr.generate(llm, texts, params(3), predictor=classifier, max_extra_wait_s=5)
     assert len(outputs) == len(texts) and all(len(o.outputs[0].token_ids) == 3 for o in outputs)

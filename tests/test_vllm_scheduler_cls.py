@@ -20,6 +20,8 @@ def test_scheduler_class_admits_in_predicted_order(tmp_path: Path, monkeypatch: 
     from vllm import LLM, SamplingParams
 
     folder = tiny_predictor(tmp_path, "rank-opt")
+    # random OPT-architecture weights fall under the OPT floor; the engine's scheduler loads them too
+    monkeypatch.setenv("LTR_PREDICTORS_ACCEPT_LICENSES", "opt-175b-license")
     predictor = LengthPredictor.from_pretrained(folder)
 
     def params(**kwargs: Any) -> SamplingParams:

@@ -84,6 +84,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory, predictor_dir: Path) -> It
     root = tmp_path_factory.mktemp("vllm-server")
     model = tiny_lm(root)
     env = {**os.environ, "LTR_PREDICTOR": str(predictor_dir), "LTR_MAX_EXTRA_WAIT_S": "5", "LTR_TIMEOUT_S": "20"}
+    env["LTR_PREDICTORS_ACCEPT_LICENSES"] = "opt-175b-license"  # random OPT-architecture weights: the OPT floor
     env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)
     with_mw, without = Server(root, model, True, env), Server(root, model, False, env)
     try:
@@ -128,7 +129,7 @@ def test_malformed_body_gets_the_same_answer(servers: tuple[Server, Server], bod
 
 
 def test_predictor_failure_never_fails_the_request(servers: tuple[Server, Server], predictor_dir: Path) -> None:
-    predictor = LengthPredictor.from_pretrained(predictor_dir)
+    predictor = LengthPredictor.from_pretrained(predictor_dir, accept_license="opt-175b-license")  # OPT floor
     assert len(predictor.score([SAFE_PROMPT])) == 1
     with pytest.raises(IndexError):
         predictor.score([FAILING_PROMPT])
