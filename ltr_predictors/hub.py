@@ -25,8 +25,16 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import validate_repo_id
 
 from .errors import PredictorSpecError
+from .pickles import PICKLE_SUFFIXES, is_pickle_name
 
-PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle"]
+
+def _any_case(suffix: str) -> str:
+    """A glob matching `suffix` in any letter case (`.bin` -> `.[bB][iI][nN]`): Hub patterns are case-sensitive."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in suffix)
+
+
+# Never downloaded: pickle checkpoints by name, in any case, compressed or not (content checks: `pickles`).
+PICKLE_PATTERNS = [f"*{_any_case(s)}{tail}" for s in sorted(PICKLE_SUFFIXES) for tail in ("", ".*")]
 TOKENIZER_PATTERNS = [
     "config.json",
     "tokenizer.json",
@@ -210,7 +218,7 @@ def remote_pickle_files(spec: PredictorSpec, options: HubOptions) -> list[str]:
     except HfHubHTTPError:
         return []
     prefix = f"{spec.subfolder}/" if spec.subfolder else ""
-    return [f for f in files if f.startswith(prefix) and Path(f).suffix in {".bin", ".pt", ".pth", ".ckpt", ".pkl"}]
+    return [f for f in files if f.startswith(prefix) and is_pickle_name(f)]
 
 
 def _snapshot(

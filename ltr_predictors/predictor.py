@@ -23,7 +23,6 @@ from .checkpoints import INDEX_NAME, SAFETENSORS_NAME, WEIGHTS_SUBDIR, model_con
 from .errors import CardMetadataError, PickleCheckpointError, PromptError, UsageConfigError, WeightsNotFoundError
 from .heads import DEFAULT_DIRECTION, length_scores
 from .hub import (
-    PICKLE_PATTERNS,
     HubOptions,
     PredictorSpec,
     ResolvedFolder,
@@ -33,6 +32,7 @@ from .hub import (
 )
 from .licenses import LicenseInfo, check_license_accepted, resolve_license
 from .ltr_config import LTRConfig
+from .pickles import pickle_reason
 from .usage_config import USAGE_CONFIG_NAME, UsageConfig
 
 DTYPES = ("float32", "bfloat16", "float16")  # names `dtype` may be given as (transformer weights)
@@ -284,7 +284,7 @@ def _read_card_metadata(resolved: ResolvedFolder) -> dict[str, Any]:
 def _check_safetensors(spec: PredictorSpec, weights: Path, options: HubOptions) -> None:
     if any((weights / name).is_file() for name in (SAFETENSORS_NAME, INDEX_NAME)):
         return
-    local_pickles = [p.name for pattern in PICKLE_PATTERNS for p in weights.glob(pattern)]
+    local_pickles = [p.name for p in weights.iterdir() if p.is_file() and pickle_reason(p)]
     pickles = local_pickles or remote_pickle_files(spec, options)
     if pickles:
         raise PickleCheckpointError(

@@ -14,6 +14,7 @@ from ltr_predictors import (
     CardMetadataError,
     LengthPredictor,
     LicenseNotAcceptedError,
+    PickleCheckpointError,
     PredictorSpecError,
     UnknownFamilyError,
     UsageConfigError,
@@ -118,6 +119,17 @@ def test_unknown_mtype_missing_config_and_missing_weights(tmp_path, tokenizers):
     (other / "finetuned" / "model.safetensors").unlink()
     with pytest.raises(WeightsNotFoundError, match=r"no model\.safetensors"):
         load(other)
+
+
+@pytest.mark.parametrize("name", ["MODEL.BIN", "weights.pkl.gz", "weights.dat"])
+def test_pickle_only_weights_are_refused_by_name_in_any_case_or_by_content(tmp_path, tokenizers, name):
+    import pickle
+
+    folder = seed_folder(tmp_path, tokenizers)
+    (folder / "finetuned" / "model.safetensors").unlink()
+    (folder / "finetuned" / name).write_bytes(pickle.dumps({"score.weight": [0.0]}, protocol=4))
+    with pytest.raises(PickleCheckpointError, match=re.escape(name)):
+        load(folder)
 
 
 def test_license_from_card_and_conflicts(tmp_path, tokenizers, monkeypatch):
