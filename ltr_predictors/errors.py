@@ -126,3 +126,17 @@ class PlaygroundError(LTRPredictorError, ValueError):
 
 class CommandLineError(LTRPredictorError, ValueError):
     """A command-line flag is malformed or contradicts another (the message names the flag)."""
+
+
+# --- adapter
+class AdapterError(LTRPredictorError, ValueError):
+    """A PEFT adapter cannot be trained or applied: an encoder or lexical backbone, a malformed or incomplete
+    `adapter_config.json` / `adapter_model.safetensors`, or a base model that cannot be found (the message names it)."""
+
+
+class BaseModelMismatchError(AdapterError):
+    """The base model file found is not the one the adapter was trained on (the message names both files and hashes)."""
+
+
+class BestPredictorMissingError(WeightsNotFoundError):
+    """The `best` predictor is not shipped in this installation (its package folder is missing)."""
