@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -87,7 +88,8 @@ def _dequantize_into(gguf_file: Path, dtype: str, folder: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    print(f"dequantizing {gguf_file.name} once into {folder.parent} ({dtype})", flush=True)
+    # stderr: stdout may be a command's output (`score --output -`)
+    print(f"dequantizing {gguf_file.name} once into {folder.parent} ({dtype})", file=sys.stderr, flush=True)
     source = {"gguf_file": gguf_file.name, "trust_remote_code": False}
     model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, dtype=getattr(torch, dtype), **source)
     quantizer = getattr(model, "hf_quantizer", None)
