@@ -182,7 +182,7 @@ def load_adapter_scorer(
     config = _adapter_config(folder)
     base_dir = resolve_base(base, options, folder / LTR_CONFIG_NAME)
     try:
-        model = _load_base_model(base_dir, usage.num_labels)
+        model = load_base_model(base_dir, usage.num_labels)
         tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise AdapterError(f"base {base.model_id} ({base_dir}): cannot load it ({exc})") from exc
@@ -195,8 +195,9 @@ def load_adapter_scorer(
     )
 
 
-def _load_base_model(base_dir: Path, num_labels: int) -> Any:
-    """The base as a sequence classifier in fp32; every weight but the head (the adapter brings it) must load.
+def load_base_model(base_dir: Path, num_labels: int) -> Any:
+    """The base as a sequence classifier in fp32, for training an adapter and applying it alike: every weight but
+    the head (new in training, the adapter's at load) must be in the checkpoint.
 
     transformers' load report would call the head "newly initialized": it is silenced here, and checked instead.
     """

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from .adapters import LoraSettings, add_lora, training_base
+from .adapters import LoraSettings, add_lora, load_base_model, training_base
 from .errors import AdapterError, BackboneError, LabelingError
 from .frozen_prefix import FrozenPrefix
 from .gguf_weights import SMOLLM2, SMOLLM2_PACKAGE, dense_copy
@@ -137,16 +137,18 @@ class TransformerTrainable:
             if lora is not None:  # the base is recorded by its file's sha256, and loaded as the adapter's loader will
                 self.base, folder = training_base(pred_model, gguf_file or SAFETENSORS_BASE)
                 path = str(folder)
-            elif gguf_file:
-                path = str(dense_copy(Path(path) / gguf_file))
-            model = AutoModelForSequenceClassification.from_pretrained(
-                path,
-                num_labels=num_labels,
-                dtype=torch.float32,
-                trust_remote_code=False,
-                ignore_mismatched_sizes=True,
-                use_safetensors=True,
-            )
+                model = load_base_model(folder, num_labels)
+            else:
+                if gguf_file:
+                    path = str(dense_copy(Path(path) / gguf_file))
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    path,
+                    num_labels=num_labels,
+                    dtype=torch.float32,
+                    trust_remote_code=False,
+                    ignore_mismatched_sizes=True,
+                    use_safetensors=True,
+                )
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         except (OSError, ValueError) as exc:
             if isinstance(exc, AdapterError):

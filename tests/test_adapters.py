@@ -141,6 +141,31 @@ def test_a_different_base_file_is_refused_by_name(tiny_base: Path, tmp_path: Pat
     assert "model.safetensors" in message and str(base) in message
 
 
+def test_a_base_missing_weights_is_refused_in_training_and_loading(
+    adapter: Path, tiny_base: Path, tmp_path: Path
+) -> None:
+    """A checkpoint without some layer would load with it randomly initialised: the adapter would apply to noise."""
+    base = copy_of(tiny_base, tmp_path)
+    tensors = load_file(base / "model.safetensors")
+    save_file(
+        {k: v for k, v in tensors.items() if k != "model.layers.1.mlp.up_proj.weight"}, base / "model.safetensors"
+    )
+    with pytest.raises(
+        AdapterError, match=r"incomplete weights \(1 missing, e.g. \['model.layers.1.mlp.up_proj.weight'"
+    ):
+        make_trainable(str(base), 1, MAX_LENGTH, lora=LoraSettings())
+    folder = copy_of(adapter, tmp_path / "lora")
+    _edit_config(
+        folder,
+        base={"model_id": str(base), "file": "model.safetensors", "sha256": sha256_of(base / "model.safetensors")},
+    )
+    (folder / "usage_config.json").write_text(
+        (folder / "usage_config.json").read_text().replace(json.dumps(str(tiny_base)), json.dumps(str(base)))
+    )
+    with pytest.raises(AdapterError, match="incomplete weights"):
+        LengthPredictor.from_pretrained(folder)
+
+
 def test_adapter_is_refused_for_lexical_encoder_backbones_and_top_layers(tiny_base: Path, tmp_path: Path) -> None:
     lora = LoraSettings()
     with pytest.raises(AdapterError, match="backbone 'lexical'"):
