@@ -69,8 +69,9 @@ class LoraSettings:
 
 
 # ------------------------------------------------------------------------------------------------------- training
-def add_lora(model: Any, settings: LoraSettings, backbone: str) -> Any:
-    """`model` (a sequence classifier) wrapped in a trainable LoRA adapter; refuses models without a decoder head."""
+def add_lora(model: Any, settings: LoraSettings, backbone: str, top_layers: int | None = None) -> Any:
+    """`model` (a sequence classifier) wrapped in a trainable LoRA adapter, on its top `top_layers` decoder layers
+    only when given; refuses models without a decoder head."""
     from peft import LoraConfig, get_peft_model
 
     if not isinstance(getattr(model, HEAD, None), torch.nn.Linear):
@@ -86,11 +87,21 @@ def add_lora(model: Any, settings: LoraSettings, backbone: str) -> Any:
         lora_dropout=settings.dropout,
         target_modules=targets,
         modules_to_save=[HEAD],
+        layers_to_transform=None if top_layers is None else _top_layer_indices(model, top_layers),
     )
     try:
         return get_peft_model(model, config)
     except ValueError as exc:  # e.g. target modules the backbone does not have
         raise AdapterError(f"backbone {backbone!r}: cannot add LoRA on {targets} ({exc})") from exc
+
+
+def _top_layer_indices(model: Any, top_layers: int) -> list[int]:
+    count = int(getattr(model.config, "num_hidden_layers", 0))
+    if not 0 < top_layers < count:
+        raise AdapterError(
+            f"train_top_layers {top_layers}: the backbone has {count} decoder layers; pick 1 to {count - 1}"
+        )
+    return list(range(count - top_layers, count))
 
 
 def _linear_names(model: torch.nn.Module) -> list[str]:

@@ -160,8 +160,12 @@ class TransformerTrainable:
             model, tokenizer, max_length=max_length, batch_size=batch_size, chat_template=chat_template
         )
         # the scorer keeps the inner model: peft adds the adapter's layers to it in place
-        self.module: torch.nn.Module = model if lora is None else add_lora(model, lora, backbone)
-        self.frozen_prefix = None if train_top_layers is None else FrozenPrefix(model, train_top_layers, self._scorer)
+        self.module: torch.nn.Module = model if lora is None else add_lora(model, lora, backbone, train_top_layers)
+        self.frozen_prefix = (
+            None
+            if train_top_layers is None
+            else FrozenPrefix(model, train_top_layers, self._scorer, unfreeze=lora is None)
+        )
 
     def encode(self, prompts: list[str]) -> list[Any]:
         ids = self._scorer.tokenize(prompts)
@@ -214,13 +218,12 @@ def make_trainable(
 
     `seed` fixes the initialisation of any fresh head; `lexical` holds `LexicalFeaturizer` settings;
     `chat_template` wraps prompts in the backbone's chat template, `train_top_layers` trains only a decoder's top
-    layers, `lora` a LoRA adapter and the head of a decoder (transformers backbones only; not both).
+    layers, `lora` a LoRA adapter and the head of a decoder (on its top layers only, with `train_top_layers`).
     """
     torch.manual_seed(seed)
-    if lora is not None and (backbone in (LEXICAL, "minilm", MINILM) or train_top_layers is not None):
-        what = f"--train-top-layers {train_top_layers}" if train_top_layers is not None else f"backbone {backbone!r}"
+    if lora is not None and backbone in (LEXICAL, "minilm", MINILM):
         raise AdapterError(
-            f"--adapter lora cannot be combined with {what}: it adapts every layer of a transformers decoder "
+            f"--adapter lora cannot be combined with backbone {backbone!r}: it adapts a transformers decoder "
             "backbone (SmolLM2, Llama, Qwen...), not a lexical model nor an encoder"
         )
     if backbone == LEXICAL:

@@ -25,9 +25,13 @@ from .transformer_scorer import TransformerScorer
 
 
 class FrozenPrefix:
-    """Freezes all of `model` but its top `top_layers` decoder layers, final norm and head (at construction)."""
+    """Runs `model`'s decoder split below its top `top_layers` layers; with `unfreeze`, freezes all of `model` but
+    those layers, the final norm and the head (at construction). Without it the trainable parameters stay as they
+    are: a LoRA adapter on the top layers only (see `adapters.add_lora`) trains its own matrices and the head."""
 
-    def __init__(self, model: PreTrainedModel, top_layers: int, scorer: TransformerScorer) -> None:
+    def __init__(
+        self, model: PreTrainedModel, top_layers: int, scorer: TransformerScorer, unfreeze: bool = True
+    ) -> None:
         """`scorer` (the model's own) groups prompts into batches of similar length, as it does for scoring."""
         decoder = getattr(model, "model", None)
         layers, norm, head = (
@@ -53,9 +57,10 @@ class FrozenPrefix:
         self.model, self.decoder, self.layers, self.norm, self.head = model, decoder, layers, norm, head
         self.scorer = scorer
         self.first_trained = len(layers) - top_layers
-        model.requires_grad_(False)
-        for module in (*layers[self.first_trained :], norm, head):
-            module.requires_grad_(True)
+        if unfreeze:
+            model.requires_grad_(False)
+            for module in (*layers[self.first_trained :], norm, head):
+                module.requires_grad_(True)
 
     @contextmanager
     def _running(self, layers: list[torch.nn.Module], norm: torch.nn.Module) -> Iterator[None]:

@@ -176,6 +176,31 @@ def test_a_base_missing_weights_is_refused_in_training_and_loading(
         LengthPredictor.from_pretrained(folder)
 
 
+def test_lora_on_the_top_layers_trains_from_the_frozen_layers_states(tiny_base: Path, tmp_path: Path) -> None:
+    """`--train-top-layers 1 --adapter lora`: the bottom layer runs once per prompt, only the top layer's LoRA
+    matrices and the head learn, and the saved adapter scores as the model trained."""
+    trainable = make_trainable(
+        str(tiny_base), 1, MAX_LENGTH, chat_template=True, train_top_layers=1, lora=LoraSettings(rank=4)
+    )
+    trained_names = {name for name, p in trainable.module.named_parameters() if p.requires_grad}
+    assert trained_names and all(("layers.1." in n and "lora_" in n) or ".score." in n for n in trained_names)
+    assert trainable.frozen_prefix is not None
+    loss = LossSpec("margin", delta=0.2)
+    config = TrainConfig(loss=loss, epochs=2, batch_size=16, lr=1e-2, weight_decay=0.0)
+    train(trainable, synthetic(48, seed=1), synthetic(16, seed=2), config, progress=False)
+    folder = tmp_path / "top-lora"
+    write_predictor(folder, trainable, loss, max_length=MAX_LENGTH, license_block={"license": "mit"}, provenance={})
+    with safe_open(str(folder / ADAPTER_WEIGHTS_NAME), framework="pt") as handle:
+        names = list(handle.keys())
+    assert names and not any("layers.0." in n for n in names)
+    prompts = [*PROMPTS, "a much longer prompt " * 9]
+    states = trainable.encode(prompts)
+    with torch.no_grad():
+        trained_scores = trainable.forward(states).numpy()
+    loaded = LengthPredictor.from_pretrained(folder).scorer.raw(prompts)
+    np.testing.assert_allclose(loaded, trained_scores, rtol=1e-4, atol=1e-4)
+
+
 def test_adapter_is_refused_for_lexical_encoder_backbones_and_top_layers(tiny_base: Path, tmp_path: Path) -> None:
     lora = LoraSettings()
     with pytest.raises(AdapterError, match="backbone 'lexical'"):
@@ -185,8 +210,8 @@ def test_adapter_is_refused_for_lexical_encoder_backbones_and_top_layers(tiny_ba
     bert = tiny_bert_backbone(tmp_path / "bert")
     with pytest.raises(AdapterError, match=r"BertForSequenceClassification has no decoder `score` head"):
         make_trainable(str(bert), 1, 64, lora=lora)
-    with pytest.raises(AdapterError, match="--train-top-layers 1"):
-        make_trainable(str(tiny_base), 1, 64, train_top_layers=1, lora=lora)
+    with pytest.raises(AdapterError, match="train_top_layers 2: the backbone has 2 decoder layers"):
+        make_trainable(str(tiny_base), 1, 64, train_top_layers=2, lora=lora)
     with pytest.raises(AdapterError, match="lora rank 0"):
         LoraSettings(rank=0)
     with pytest.raises(AdapterError, match="cannot add LoRA on \\['c_attn'\\]"):
