@@ -254,13 +254,13 @@ def test_prompt_texts_of_each_route() -> None:
 class LengthScorer:
     """Deterministic predictor: the score is the prompt's length (or a failure on demand)."""
 
-    def __init__(self, fail: bool = False, delay_s: float = 0.0) -> None:
-        self.fail, self.delay_s, self.calls = fail, delay_s, 0
+    def __init__(self, fail: bool = False, delay_s: float = 0.0, fail_on: str | None = None) -> None:
+        self.fail, self.delay_s, self.fail_on, self.calls = fail, delay_s, fail_on, 0
 
     def score(self, prompts: Any) -> list[float]:
         self.calls += 1
         time.sleep(self.delay_s)
-        if self.fail:
+        if self.fail or self.fail_on in prompts:
             raise RuntimeError("weights corrupted")
         return [float(len(p)) for p in prompts]
 
@@ -338,6 +338,7 @@ def test_middleware_leaves_other_traffic_alone() -> None:
         (LengthScorer(), b'{"prompt": [1, 2, 3]}', "no prompt text"),
         (LengthScorer(fail=True), b'{"prompt": "abc"}', "prompt 0 of 1 failed to score (RuntimeError: weights corrupt"),
         (LengthScorer(delay_s=0.5), b'{"prompt": "abc"}', "no score within"),
+        (LengthScorer(fail_on="bad"), b'{"prompt": ["ok", "bad", "fine"]}', "prompt 1 of 3 failed to score (Runtime"),
     ],
 )
 def test_middleware_falls_back_to_neutral_with_one_log_line(
@@ -485,6 +486,8 @@ def test_generate_refuses_fcfs_and_passes_int_priorities() -> None:
     assert outs == ["out-ccc", "out-{'prompt': 'a'}", "out-bb"]
     assert all(type(p) is int for p in llm.priorities)
     assert sorted(range(3), key=llm.priorities.__getitem__) == [1, 2, 0]
+    ltr.generate(llm, ["ccc", "a", "bb"], None, predictor=LengthScorer(), client_priority=[-1, 0, 0])
+    assert sorted(range(3), key=llm.priorities.__getitem__) == [0, 1, 2]  # the client's priority first
     with pytest.raises(ltr.PromptTextError, match=r"prompts\[0\]"):
         ltr.generate(llm, [{"prompt_token_ids": [1, 2]}], None, predictor=LengthScorer())
 
