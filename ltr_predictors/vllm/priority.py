@@ -18,7 +18,9 @@ is read with `int()`):
 - offset `PENDING_OFFSET` (2**48 - 1): not scored yet, behind every predicted key of the tier.
 
 A key never changes while it is in vLLM's heap unless the scheduler hook re-keys it (see `scheduler_hook.rekey`).
-Scores must be finite (`NonFiniteScoreError` otherwise). All outputs are plain Python ints.
+Scores must be finite (`NonFiniteScoreError` otherwise). All outputs are plain Python ints. A request that no hook
+keyed (e.g. a body the middleware passed through untouched) keeps its raw `priority` p as its key, i.e. tier
+p // 2**48: near the front of tier 0 for a small p >= 0, at the end of tier -1 for a small p < 0.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def float_key(value: float) -> int:
 def client_tier(priority: int) -> int:
     """The client priority that keys are built under: `priority` clamped to the range the layout holds."""
     if CLIENT_PRIORITY_MIN <= priority <= CLIENT_PRIORITY_MAX:
-        return priority
+        return int(priority)  # a plain int (numpy ints would leak into msgspec)
     tier = min(max(priority, CLIENT_PRIORITY_MIN), CLIENT_PRIORITY_MAX)
     logger.warning(
         "ltr-predictors: client priority %d is outside [%d, %d]; ordered as %d",
