@@ -194,3 +194,22 @@ class BaseModelMismatchError(AdapterError):
 
 class BestPredictorMissingError(WeightsNotFoundError):
     """The `best` predictor is not shipped in this installation (its package folder is missing)."""
+
+
+# --- VLLM
+class NonFiniteScoreError(LTRPredictorError, ValueError):
+    """A score is NaN or infinite: it has no place in a priority order (the message names its position)."""
+
+
+class PromptScoringError(LTRPredictorError):
+    """One prompt of a scoring batch could not be scored. `index` is its position in the batch; the predictor's
+    own exception is chained as `__cause__`."""
+
+    def __init__(self, index: int, message: str) -> None:
+        self.index = index
+        super().__init__(f"prompt {index}: {message}")
+
+
+class BatcherStalled(LTRPredictorError):
+    """The scoring worker is still busy with a batch whose callers have all timed out: prompts are not queued
+    behind it; the caller should fall back to a neutral priority at once."""

@@ -104,6 +104,9 @@ def test_middleware_server_serves_completions_and_chat(servers: tuple[Server, Se
     server, _ = servers
     status, body = server.post("/v1/completions", completion(SAFE_PROMPT))
     assert status == 200 and body["usage"]["completion_tokens"] == 5
+    with_priority = {**json.loads(completion(SAFE_PROMPT)), "priority": -3}  # the client's key, kept as the primary
+    status, body = server.post("/v1/completions", json.dumps(with_priority).encode())
+    assert status == 200 and body["usage"]["completion_tokens"] == 5
     chat = {"model": MODEL, "messages": [{"role": "user", "content": SAFE_PROMPT}], "max_tokens": 4, "ignore_eos": True}
     status, body = server.post("/v1/chat/completions", json.dumps(chat).encode())
     assert status == 200 and body["usage"]["completion_tokens"] == 4
@@ -118,6 +121,9 @@ def test_middleware_server_serves_completions_and_chat(servers: tuple[Server, Se
         b'{"model": "tiny", "prompt": "hi", "max_tokens": -3}',
         b'{"model": "tiny"}',
         b'{"model": "tiny", "messages": "not a list"}',
+        b"[" * 100_000,  # nested too deep for any JSON parser: vLLM's 400, never the middleware's 500
+        b'{"model": "tiny", "prompt": "hi", "priority": "high"}',
+        b'\xff\xfe{"model": "tiny", "prompt": "\xff"}',
     ],
 )
 def test_malformed_body_gets_the_same_answer(servers: tuple[Server, Server], body: bytes) -> None:
@@ -136,5 +142,5 @@ def test_predictor_failure_never_fails_the_request(servers: tuple[Server, Server
     server, _ = servers
     status, body = server.post("/v1/completions", completion(FAILING_PROMPT))
     assert status == 200 and body["usage"]["completion_tokens"] == 5
-    assert "predictor failed" in server.log.read_text()
+    assert "prompt 0 of 1 failed to score (IndexError: index out of range" in server.log.read_text()
     assert server.process.poll() is None

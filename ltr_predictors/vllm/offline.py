@@ -44,18 +44,21 @@ def generate(
     predictor: ScoresPrompts,
     max_extra_wait_s: float | None = None,
     priority: LTRPriority | None = None,
+    client_priority: Sequence[int] | int = 0,
     **kwargs: Any,
 ) -> list[Any]:
     """`llm.generate` with one predicted priority per prompt; `RequestOutput`s come back in input order.
 
     `priority` lets several calls share one `LTRPriority` (its window and epoch); otherwise a new one is built
-    with `max_extra_wait_s` (None = pure shortest-predicted-first). Extra kwargs go to `llm.generate`.
+    with `max_extra_wait_s` (None = pure shortest-predicted-first). `client_priority` (one for all or one per
+    prompt; vLLM's `priority`, lower first) stays the primary key: the predicted length orders prompts of equal
+    client priority. Extra kwargs go to `llm.generate`.
     """
     require_priority_policy(llm)
     prompt_list = list(prompts)
     mapper = priority or LTRPriority(max_extra_wait_s)
     scores = predictor.score([_text(p, i) for i, p in enumerate(prompt_list)]) if prompt_list else []
-    priorities = mapper.priorities([float(s) for s in scores])
+    priorities = mapper.priorities([float(s) for s in scores], None, client_priority)
     return list(llm.generate(prompt_list, sampling_params, priority=priorities, **kwargs))
 
 

@@ -4,11 +4,13 @@
         --scheduling-policy priority --scheduler-cls ltr_predictors.vllm.LTRAsyncScheduler
 
 `LTRAsyncScheduler` extends vLLM's `AsyncScheduler` (the default engine path); `LTRSyncScheduler` extends
-`Scheduler` for `--no-async-scheduling`. The overrides are thin: `add_request` sets a priority (from the client's
-`vllm_xargs={"ltr_score": x}` or a neutral one), and `schedule()` first runs `WaitingScorer.before_schedule`,
-which scores new requests in one batch from their detokenised prompt ids. Configuration comes from the
-environment (`ltr_predictors.vllm.settings`); this vLLM interface is not public, so the classes check the
-policy at start-up and touch only the waiting queue's public methods.
+`Scheduler` for `--no-async-scheduling`. The overrides are thin: `add_request` keys the request under its own
+`priority` (the client's, lower first: it stays the primary key), from the client's `vllm_xargs={"ltr_score": x}`
+or as pending, and `schedule()` first runs `WaitingScorer.before_schedule`, which scores pending requests in one
+batch from their detokenised prompt ids and re-keys them in the waiting queues. Configuration comes from the
+environment (`ltr_predictors.vllm.settings`); this vLLM interface is not public, so the classes check the policy
+at start-up, and re-key through the queues' heap (`scheduler_hook.rekey`) keeping it valid. Use these classes or
+the middleware, not both: the middleware's header would be read here as the client's priority.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class LTRSchedulerMixin:
         super().add_request(request)  # type: ignore[misc]
 
     def schedule(self, *args: Any, **kwargs: Any) -> Any:
-        self.ltr.before_schedule(self.waiting)
+        self.ltr.before_schedule(self.waiting, getattr(self, "kv_holding_waiting", None))
         return super().schedule(*args, **kwargs)  # type: ignore[misc]
 
 

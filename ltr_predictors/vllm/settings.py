@@ -12,6 +12,7 @@ arguments, so the environment is the only channel).
 | `LTR_BATCH_WAIT_MS` | how long the middleware waits for more prompts to batch | 0 |
 | `LTR_QUEUE_SIZE` | most prompts waiting to be scored (middleware) | 1024 |
 | `LTR_TIMEOUT_S` | longest a request waits for its score before a neutral priority (middleware) | 2 |
+| `LTR_MAX_BODY_BYTES` | middleware: larger bodies pass through unscored and untouched | 16 MiB |
 | `LTR_STARVATION_STEPS` | scheduler: promote a request still waiting after this many `schedule()` calls | unset |
 | `LTR_MAX_SCORE_PER_STEP` | scheduler: most unscored requests scored in one `schedule()` call | 1024 |
 """
@@ -51,6 +52,7 @@ class HookSettings:
     batch_wait_ms: float = 0.0  # see MicroBatcher: a window helps only GPU predictors at moderate load
     queue_size: int = 1024
     timeout_s: float = 2.0
+    max_body_bytes: int = 16 * 2**20
     starvation_steps: int | None = None
     max_score_per_step: int = 1024
 
@@ -65,6 +67,7 @@ class HookSettings:
             batch_wait_ms=_number("LTR_BATCH_WAIT_MS", float, cls.batch_wait_ms, minimum=0),
             queue_size=_number("LTR_QUEUE_SIZE", int, cls.queue_size, minimum=1),
             timeout_s=_number("LTR_TIMEOUT_S", float, cls.timeout_s, minimum=0),
+            max_body_bytes=_number("LTR_MAX_BODY_BYTES", int, cls.max_body_bytes, minimum=0),
             starvation_steps=_optional("LTR_STARVATION_STEPS", int),
             max_score_per_step=_number("LTR_MAX_SCORE_PER_STEP", int, cls.max_score_per_step, minimum=1),
         )
