@@ -47,7 +47,7 @@ from .errors import (
     WeightsConfigError,
     WeightsNotFoundError,
 )
-from .licenses import LicenseInfo
+from .licensing.terms import LicenseInfo
 from .predictor import LengthPredictor, PredictorInfo, PredictorSource
 
 __version__ = "0.1.0"

@@ -19,8 +19,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .buckets import BucketTable, vllm_ltr_buckets
-from .checkpoints import INDEX_NAME, SAFETENSORS_NAME, WEIGHTS_SUBDIR, model_config, weights_folder
 from .errors import (
     BestPredictorMissingError,
     CardMetadataError,
@@ -29,8 +27,9 @@ from .errors import (
     UsageConfigError,
     WeightsNotFoundError,
 )
-from .heads import DEFAULT_DIRECTION, length_scores
-from .hub import (
+from .licensing.terms import LicenseInfo, check_license_accepted, resolve_license
+from .loading.checkpoints import INDEX_NAME, SAFETENSORS_NAME, WEIGHTS_SUBDIR, model_config, weights_folder
+from .loading.hub import (
     HubOptions,
     PredictorSpec,
     ResolvedFolder,
@@ -38,15 +37,16 @@ from .hub import (
     download_tokenizer,
     remote_pickle_files,
 )
-from .licenses import LicenseInfo, check_license_accepted, resolve_license
-from .ltr_config import LTRConfig
-from .pickles import pickle_reason
-from .usage_config import USAGE_CONFIG_NAME, UsageConfig
+from .loading.ltr_config import LTRConfig
+from .loading.pickles import pickle_reason
+from .loading.usage_config import USAGE_CONFIG_NAME, UsageConfig
+from .scoring.buckets import BucketTable, vllm_ltr_buckets
+from .scoring.length_scores import DEFAULT_DIRECTION, length_scores
 
 DTYPES = ("float32", "bfloat16", "float16")  # names `dtype` may be given as (transformer weights)
 
-DEFAULT_PREDICTOR_DIR = Path(__file__).parent / "default_predictor"
-BEST_PREDICTOR_DIR = Path(__file__).parent / "best_predictor"
+DEFAULT_PREDICTOR_DIR = Path(__file__).parent / "embedded" / "default"
+BEST_PREDICTOR_DIR = Path(__file__).parent / "embedded" / "best"
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json")
 
 
@@ -327,7 +327,7 @@ def _load_scorer(
     dtype: Any,
     batch_size: int | None,
 ) -> Scorer:
-    from .adapters import is_adapter_folder, load_adapter_scorer  # imports torch: not needed by lexical predictors
+    from .loading.adapters import is_adapter_folder, load_adapter_scorer  # imports torch: not for lexical ones
 
     batch = min(batch_size or 32, usage.max_batch_size)
     if is_adapter_folder(resolved.folder, ltr):
@@ -335,10 +335,10 @@ def _load_scorer(
     weights = weights_folder(resolved.folder, usage)
     _check_safetensors(spec, weights, options)
     if ltr.backend == "lexical":
-        from .lexical import LexicalScorer
+        from .scoring.lexical import LexicalScorer
 
         return LexicalScorer.load(weights, max_length=usage.max_length, batch_size=batch)
-    from .transformer_scorer import TransformerScorer
+    from .scoring.transformer import TransformerScorer
 
     tokenizer_dir = _tokenizer_folder(weights, resolved.folder, usage, options)
     return TransformerScorer.load(

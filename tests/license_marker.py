@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from ltr_predictors.licenses import ACCEPT_ENV, KNOWN_LICENSES, accepted_licenses
+from ltr_predictors.licensing.terms import ACCEPT_ENV, KNOWN_LICENSES, accepted_licenses
 
 _EXERCISED: Counter[str] = Counter()
 _SKIPPED: Counter[str] = Counter()

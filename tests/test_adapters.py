@@ -23,8 +23,6 @@ from tiny_models import write_tiny_gguf
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 import ltr_predictors.predictor as predictor_module
-from ltr_predictors.adapters import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, LoraSettings
-from ltr_predictors.backbones import make_trainable
 from ltr_predictors.cli import main
 from ltr_predictors.errors import (
     AdapterError,
@@ -35,11 +33,13 @@ from ltr_predictors.errors import (
     RecipeError,
     UsageConfigError,
 )
-from ltr_predictors.gguf_weights import DENSE_MARKER, dense_copy, sha256_of
-from ltr_predictors.losses import LossSpec
+from ltr_predictors.loading.adapters import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, LoraSettings
+from ltr_predictors.loading.gguf import DENSE_MARKER, dense_copy, sha256_of
 from ltr_predictors.predictor import LengthPredictor
-from ltr_predictors.recipes import load_recipe
-from ltr_predictors.trainer import TrainConfig, train, write_predictor
+from ltr_predictors.training.losses import LossSpec
+from ltr_predictors.training.recipes import load_recipe
+from ltr_predictors.training.trainables import make_trainable
+from ltr_predictors.training.trainer import TrainConfig, train, write_predictor
 
 ADAPTER_FILES = {"usage_config.json", "ltr_config.json", ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME}
 LORA_FLAGS = ("--chat-template", "--adapter", "lora", "--lora-rank", "4", "--lr", "1e-2")

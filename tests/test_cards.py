@@ -9,10 +9,10 @@ import pytest
 from huggingface_hub import ModelCard
 from tiny_models import SEED_ZOO, write_seed_predictor, write_seed_zoo
 
-from ltr_predictors.cards import CardMetadata, CardMetadataError, card_for_path
 from ltr_predictors.cli import main as cli_main
-from ltr_predictors.license_checks import LicenseRefusal
-from ltr_predictors.licenses import OPT_NOTICE
+from ltr_predictors.licensing.publication_rules import LicenseRefusal
+from ltr_predictors.licensing.terms import OPT_NOTICE
+from ltr_predictors.publishing.cards import CardMetadata, CardMetadataError, card_for_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEED_METADATA = REPO_ROOT / "model_cards" / "seed-zoo.yaml"
@@ -119,7 +119,7 @@ def test_card_of_the_shipped_default_predictor():
 
 
 def test_card_refuses_a_declaration_against_provenance(zoo):
-    from ltr_predictors.license_checks import DeclaredLicense
+    from ltr_predictors.licensing.publication_rules import DeclaredLicense
 
     with pytest.raises(LicenseRefusal, match=r"noncommercial-weights"):
         card_for_path(zoo, declared=DeclaredLicense("apache-2.0", where="--license"))

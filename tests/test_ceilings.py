@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ltr_predictors.ceilings import cross_model, self_agreement
 from ltr_predictors.cli import main
-from ltr_predictors.training_data import DataSource
+from ltr_predictors.data.examples import DataSource
+from ltr_predictors.evaluation.ceilings import cross_model, self_agreement
 
 
 def write_trace(path: Path, n: int = 30) -> Path:

@@ -18,9 +18,9 @@ from test_labeling import write_tiny_causal_lm
 from tiny_models import WORDS
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from ltr_predictors.backbones import SMOLLM2, BackboneError, make_trainable, resolve_backbone
 from ltr_predictors.cli import main
 from ltr_predictors.predictor import LengthPredictor
+from ltr_predictors.training.trainables import SMOLLM2, BackboneError, make_trainable, resolve_backbone
 
 MAX_LENGTH = 24
 PROMPTS = ["hello world", "write a long essay", "yes", "", "code list story the a"]

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from tiny_models import write_seed_predictor, write_tokenizer_repo
 
+from ltr_predictors.benchmarks.serving.replayed_scores import ReplayedScores, ScoreTableError, ScoringTime
 from ltr_predictors.cli import main
 from ltr_predictors.errors import PredictorSpecError
-from ltr_predictors.evaluation import rank_correlation
-from ltr_predictors.hub import PredictorSpec
+from ltr_predictors.evaluation.metrics import rank_correlation
+from ltr_predictors.loading.hub import PredictorSpec
 from ltr_predictors.predictor import LengthPredictor
-from ltr_predictors.replayed_scores import ReplayedScores, ScoreTableError, ScoringTime
 
 
 @pytest.fixture

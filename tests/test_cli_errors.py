@@ -24,11 +24,11 @@ from safetensors.torch import load_file, save_file
 from tiny_models import write_seed_predictor, write_tokenizer_repo
 
 import ltr_predictors
-from ltr_predictors import space
+from ltr_predictors.benchmarks.serving.replayed_scores import prompt_sha1
+from ltr_predictors.cli import bench as bench_command
 from ltr_predictors.cli import build_parser, main
-from ltr_predictors.commands import bench as bench_command
-from ltr_predictors.commands import label as label_command
-from ltr_predictors.replayed_scores import prompt_sha1
+from ltr_predictors.cli import label as label_command
+from ltr_predictors.demo import app as space
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS_TEXT = [f"write {'long ' * i}story number {i}" for i in range(12)]

@@ -19,10 +19,10 @@ import pytest
 from hub_mirror import free_port
 from tiny_models import bert_model, bert_tokenizer
 
-from ltr_predictors.ltr_config import LTRConfig
-from ltr_predictors.playground import DEMO_PACK, PredictorPool, load_trace, score_trace
-from ltr_predictors.queueing import ServerModel
-from ltr_predictors.traces import read_trace
+from ltr_predictors.benchmarks.queueing import ServerModel
+from ltr_predictors.data.traces import read_trace
+from ltr_predictors.demo.backend import DEMO_PACK, PredictorPool, load_trace, score_trace
+from ltr_predictors.loading.ltr_config import LTRConfig
 
 CHROMIUM = Path("/usr/bin/chromium")
 TRACE_ROWS = [
@@ -112,7 +112,7 @@ def test_noncommercial_predictor_needs_acceptance(tiny: dict[str, str]) -> None:
 
 @pytest.fixture(scope="module")
 def app_url(tiny: dict[str, str], trace_file: Path) -> Iterator[str]:
-    from ltr_predictors.space import build_app
+    from ltr_predictors.demo.app import build_app
 
     demo = build_app([tiny["apache"], tiny["nc"]], data=trace_file)
     port = free_port()
@@ -204,7 +204,7 @@ def test_browser_scores_the_demo_pack_offline(app_url: str, tmp_path: Path) -> N
 
 
 def test_trace_source_errors_are_plain_messages() -> None:
-    from ltr_predictors.playground import PlaygroundError
+    from ltr_predictors.demo.backend import PlaygroundError
 
     with pytest.raises(PlaygroundError, match="upload a trace file"):
         load_trace("upload", None)

@@ -19,9 +19,9 @@ from test_labeling import write_tiny_causal_lm
 from test_training import tiny_bert_backbone
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from ltr_predictors.backbones import BackboneError, make_trainable
-from ltr_predictors.frozen_prefix import FrozenPrefixError
 from ltr_predictors.predictor import LengthPredictor
+from ltr_predictors.training.frozen_prefix import FrozenPrefixError
+from ltr_predictors.training.trainables import BackboneError, make_trainable
 
 LAYERS = 4
 

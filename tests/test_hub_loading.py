@@ -17,7 +17,7 @@ from tiny_models import SEED_ZOO
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ltr_predictors import LengthPredictor, LicenseNotAcceptedError, PickleCheckpointError, PredictorSpecError
-from ltr_predictors.buckets import bucket_midpoints, vllm_ltr_buckets
+from ltr_predictors.scoring.buckets import bucket_midpoints, vllm_ltr_buckets
 
 PROMPTS = ["hello world", "write a long essay about code", "", "yes or no?", "list " * 200]
 ACCEPT = "opt-175b-license"
@@ -145,9 +145,9 @@ def test_the_license_is_decided_before_any_weights_come_down(local_hub, monkeypa
     ],
 )
 def test_bad_subfolders_are_refused_by_name_before_any_download(subfolder, reason, monkeypatch):
-    from ltr_predictors.hub import PredictorSpec
+    from ltr_predictors.loading.hub import PredictorSpec
 
-    monkeypatch.setattr("ltr_predictors.hub.snapshot_download", _no_download)
+    monkeypatch.setattr("ltr_predictors.loading.hub.snapshot_download", _no_download)
     with pytest.raises(PredictorSpecError, match=re.escape(reason)):
         LengthPredictor.from_pretrained(SEED_REPO, subfolder=subfolder)
     with pytest.raises(PredictorSpecError, match=re.escape(reason)):
@@ -175,7 +175,7 @@ def test_a_subfolder_is_normalised(local_hub):
 
 @pytest.mark.parametrize("repo_id", ["bad id!!", "a/b/c", "https://huggingface.co/x/y", "a--b/c", "x" * 200])
 def test_invalid_hub_ids_are_named(repo_id, monkeypatch):
-    monkeypatch.setattr("ltr_predictors.hub.snapshot_download", _no_download)
+    monkeypatch.setattr("ltr_predictors.loading.hub.snapshot_download", _no_download)
     with pytest.raises(PredictorSpecError, match="neither an existing folder nor a valid Hub repo id"):
         LengthPredictor.from_pretrained(repo_id)
 

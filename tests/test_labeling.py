@@ -11,8 +11,8 @@ from tiny_models import opt_tokenizer
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from ltr_predictors.cli import main
-from ltr_predictors.labeling import SamplingSettings, resolve_model
-from ltr_predictors.traces import read_trace
+from ltr_predictors.data.labeling import SamplingSettings, resolve_model
+from ltr_predictors.data.traces import read_trace
 
 CHAT_TEMPLATE = "{% for m in messages %}</s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
 
@@ -69,7 +69,7 @@ def test_label_writes_a_trace_read_trace_reads(tiny_lm: Path, tmp_path: Path) ->
 
 def test_decode_loop_matches_generate_under_greedy(tiny_lm: Path) -> None:
     """Greedy: our shrinking, left-padded batch must reproduce `generate` (one prompt at a time) token for token."""
-    from ltr_predictors.labeling import _load_transformers, _stop_ids, chat_texts, decode_batch
+    from ltr_predictors.data.labeling import _load_transformers, _stop_ids, chat_texts, decode_batch
 
     tokenizer, model = _load_transformers(resolve_model(str(tiny_lm)), "float32")
     texts = chat_texts(tokenizer, ["hello", "write a long story about code", "no", "list the world"])
@@ -85,7 +85,7 @@ def test_decode_loop_matches_generate_under_greedy(tiny_lm: Path) -> None:
 
 
 def test_bad_model_names_are_reported(tmp_path: Path) -> None:
-    from ltr_predictors.labeling import LabelingError
+    from ltr_predictors.data.labeling import LabelingError
 
     with pytest.raises(LabelingError, match=r"missing\.gguf"):
         resolve_model(str(tmp_path / "missing.gguf"))

@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 import pytest
 
-from ltr_predictors.lexical import NUM_STRUCTURE, LexicalFeaturizer
+from ltr_predictors.scoring.lexical import NUM_STRUCTURE, LexicalFeaturizer
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 _PRIME = np.uint64(1099511628211)
@@ -156,7 +156,7 @@ def test_empty_batch_and_lone_surrogates() -> None:
 
 
 def test_batches_cut_into_chunks_match_one_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ltr_predictors.lexical as lexical
+    import ltr_predictors.scoring.lexical as lexical
 
     featurizer = LexicalFeaturizer()
     prompts = _prompts()
@@ -168,7 +168,7 @@ def test_batches_cut_into_chunks_match_one_chunk(monkeypatch: pytest.MonkeyPatch
 
 
 def test_scorer_is_the_reference_features_times_the_weights() -> None:
-    from ltr_predictors.lexical import LexicalScorer
+    from ltr_predictors.scoring.lexical import LexicalScorer
 
     featurizer = LexicalFeaturizer(hash_dim=1 << 12)
     rng = np.random.default_rng(0)

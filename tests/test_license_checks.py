@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ltr_predictors.license_checks import (
+from ltr_predictors.licensing.publication_rules import (
     DeclaredLicense,
     FolderLicense,
     LicenseRefusal,
@@ -21,7 +21,7 @@ from ltr_predictors.license_checks import (
     license_text,
     suggest_declared,
 )
-from ltr_predictors.licenses import BACKBONE_LICENSES, KNOWN_LICENSES, OPT_NOTICE
+from ltr_predictors.licensing.terms import BACKBONE_LICENSES, KNOWN_LICENSES, OPT_NOTICE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LICENSES_DIR = REPO_ROOT / "LICENSES"
@@ -175,7 +175,7 @@ def test_license_texts_come_from_licenses_dir(tmp_path):
     ("backbone", "expected"), [("facebook/opt-125m", "opt-175b-license"), ("bert-base-uncased", "apache-2.0")]
 )
 def test_a_mixed_repo_card_does_not_hide_the_backbone_license(backbone, expected):
-    from ltr_predictors.licenses import resolve_license
+    from ltr_predictors.licensing.terms import resolve_license
 
     info = resolve_license(None, "other", backbone, card_license_name="mixed-licenses", card_license_link="LICENSE.md")
     assert info.license == expected and info.source == f"backbone {backbone}"
@@ -220,7 +220,7 @@ def test_uploads_take_the_floor_from_the_backbone_name_and_the_weights_config(tm
 
 
 def test_a_non_commercial_floor_keeps_only_its_own_license():
-    from ltr_predictors.licenses import license_floor, resolve_license
+    from ltr_predictors.licensing.terms import license_floor, resolve_license
 
     floor = license_floor("/models/opt-125m")
     assert floor is not None and floor.allows("opt-175b-license") and not floor.allows("cc-by-nc-4.0")

@@ -23,7 +23,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ltr_predictors.pickles import SNIFF_BYTES, is_pickle_name, pickle_reason
+from ltr_predictors.loading.pickles import SNIFF_BYTES, is_pickle_name, pickle_reason
 
 PAYLOAD = {"weights": [0.5, 1.5], "name": "x" * 20}
 

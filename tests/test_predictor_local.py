@@ -20,7 +20,7 @@ from ltr_predictors import (
     UsageConfigError,
     WeightsNotFoundError,
 )
-from ltr_predictors.ltr_config import LTRConfig
+from ltr_predictors.loading.ltr_config import LTRConfig
 
 PROMPTS = ["hello world", "write a long essay", "", "no"]
 OPT = "opt-175b-license"
@@ -165,7 +165,7 @@ def test_default_predictor_loads_offline_when_shipped():
 def test_batches_budget_padded_tokens_on_cpu_only():
     """On a CPU a batch holds at most `CPU_BATCH_TOKENS` padded tokens; elsewhere (here: the meta device, as an
     accelerator stands in) only `batch_size` bounds it, and an explicit budget wins on any device."""
-    from ltr_predictors.transformer_scorer import CPU_BATCH_TOKENS, TransformerScorer
+    from ltr_predictors.scoring.transformer import CPU_BATCH_TOKENS, TransformerScorer
 
     tokenizer = bert_tokenizer()
     model = bert_model(num_labels=1, vocab_size=len(tokenizer))
@@ -186,7 +186,7 @@ def test_padding_batches_to_a_multiple_leaves_scores_unchanged(kind):
     the model sees those lengths and, thanks to the attention mask, scores as without the padding."""
     from tiny_models import opt_model, opt_tokenizer
 
-    from ltr_predictors.transformer_scorer import ACCELERATOR_PAD_MULTIPLE, TransformerScorer
+    from ltr_predictors.scoring.transformer import ACCELERATOR_PAD_MULTIPLE, TransformerScorer
 
     tokenizer = bert_tokenizer() if kind == "bert" else opt_tokenizer()
     model = (bert_model if kind == "bert" else opt_model)(num_labels=1, vocab_size=len(tokenizer))

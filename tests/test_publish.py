@@ -22,8 +22,8 @@ from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, ModelCard
 from tiny_models import SEED_ZOO, bert_tokenizer, opt_tokenizer, write_seed_predictor
 
 from ltr_predictors import LengthPredictor, LicenseNotAcceptedError, PickleCheckpointError
-from ltr_predictors.licenses import OPT_NOTICE
-from ltr_predictors.publish import (
+from ltr_predictors.licensing.terms import OPT_NOTICE
+from ltr_predictors.publishing.upload import (
     PROBE_PROMPTS,
     Manifest,
     UploadVerificationError,
@@ -139,7 +139,7 @@ def test_upload_is_one_create_commit_with_every_file(tmp_path, bert_pair):
 
 def test_refusals_stop_before_anything_is_sent(tmp_path, mixed_zoo, bert_pair, capsys):
     api = mock.create_autospec(HfApi, instance=True)
-    with mock.patch("ltr_predictors.publish.HfApi", return_value=api):
+    with mock.patch("ltr_predictors.publishing.upload.HfApi", return_value=api):
         manifest = write_manifest(tmp_path / "apache.yaml", mixed_zoo)
         assert main(["--manifest", str(manifest)]) == 2
         err = capsys.readouterr().err
@@ -197,7 +197,7 @@ class LocalGitHubApi:
 def test_published_bert_repo_loads_back_through_olah(tmp_path, bert_pair, local_hub, capsys):
     manifest = write_manifest(tmp_path / "m.yaml", bert_pair, repo_id="testorg/published-bert")
     api = LocalGitHubApi(local_hub)
-    with mock.patch("ltr_predictors.publish.HfApi", return_value=api):
+    with mock.patch("ltr_predictors.publishing.upload.HfApi", return_value=api):
         assert main(["--manifest", str(manifest)]) == 0
     out = capsys.readouterr().out
     assert len(api.commits) == 1

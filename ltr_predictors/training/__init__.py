@@ -1,0 +1,1 @@
+"""Training predictors: recipes, the trainer loop, losses, what is trained (`trainables`, `frozen_prefix`)."""
