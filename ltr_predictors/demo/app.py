@@ -1,6 +1,6 @@
 """The Gradio 6 page of `ltr-predictors demo` and of the Hugging Face Space (`space_app/app.py`).
 
-Thin: widgets and wiring only; the work is in `playground`. Every handler returns a status line instead of
+Thin: widgets and wiring only; the work is in `backend`. Every handler returns a status line instead of
 raising, so the page shows errors as text, never a stack trace. API endpoints (for `gradio_client`):
 `/load_predictors`, `/score`, `/rank_prompts`.
 
@@ -169,7 +169,7 @@ def launch(
     port: int | None = None,
     **kwargs: Any,
 ) -> Any:
-    """Check the predictors and files named (`playground.check_launch`), then build and serve the app (blocking
+    """Check the predictors and files named (`backend.check_launch`), then build and serve the app (blocking
     unless `prevent_thread_lock=True` is passed)."""
     from .backend import check_launch
 

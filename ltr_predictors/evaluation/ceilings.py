@@ -3,7 +3,7 @@
 Two figures on the prompts a predictor is evaluated on (optionally one hash split):
 
 - `cross_model`: the other models' lengths for each prompt, mapped onto the target model's scale and averaged
-  (the auxiliary estimate of `training_data.py`). A predictor reading only the prompt would have to know how a
+  (the auxiliary estimate of `data.examples`). A predictor reading only the prompt would have to know how a
   dozen other LLMs answer it to match this.
 - `self_agreement`: the target model against itself, where records hold several samples: the mean of the first
   half of the samples against the mean of the second half, and one sample against another.

