@@ -6,8 +6,8 @@
 A plan is complete and checked before any Hub call (`create_repo`, `create_branch`, `create_commit`): every repo
 path is relative, normalised and inside the repo; each folder gives only its regular files (no symbolic link, nothing
 whose real path leaves it, no pickle by name or content, each file and the commit under the size limits: see
-`upload_files`); every predictor loads with `LengthPredictor` and scores a few prompts to finite values; the license
-rules of `licensing.publication_rules` hold. It lists every file with its size: the README, a LICENSE per folder (texts from
+`folder_scan`); every predictor loads with `LengthPredictor` and scores a few prompts to finite values; the rules
+of `licensing.publication_rules` hold. It lists every file with its size: the README, a LICENSE per folder (texts from
 `LICENSES/`, REUSE layout), the root LICENSE (or, for a mixed repo, an index of the folders' licenses), the notices,
 the usage configs and the weights. `--dry-run` prints it and stops; `--output-dir` writes the tree into a new or
 empty folder. A real upload sends it as one `create_commit`, then downloads each predictor back at that commit and
