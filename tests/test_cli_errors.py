@@ -360,6 +360,20 @@ def test_the_entry_point_answers_in_one_line(tmp_path: Path) -> None:
     ]
 
 
+def test_a_reader_that_stops_reading_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`ltr-predictors score ... | head -1`: the closed pipe ends the command with 141, no traceback."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a prompt to score\n" * 20_000)  # far more output than a pipe holds
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "ltr_predictors.cli", "score", "--input", str(prompts)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as process:
+        assert process.stdout is not None and process.stdout.readline().startswith(b'{"index": 0')
+        process.stdout.close()
+        _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 141
+    assert b"Traceback" not in stderr and b"BrokenPipeError" not in stderr
+
+
 # ----------------------------------------------------------------------------------------- tau that is undefined
 def constant_predictor(folder: Path, tokenizer: Path) -> Path:
     """A real predictor whose head has zero weights: every prompt gets the head's bias as its score."""

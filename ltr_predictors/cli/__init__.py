@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from ..errors import LTRPredictorError
 from ._common import EXIT_TAU_UNDEFINED
 
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool its reader stopped reading
 EPILOG = (
     f"exit status: 0 success; {EXIT_BAD_INPUT} bad input or usage (one line on stderr names the file, field or "
     f"value); {EXIT_TAU_UNDEFINED} `eval` or `ceiling` ran but Kendall tau is undefined (see `eval --help`)"
@@ -55,3 +57,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(exc).splitlines())  # one line, even where a message quotes a multi-line reason
         print(f"ltr-predictors {args.command}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as other command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        return EXIT_BROKEN_PIPE
