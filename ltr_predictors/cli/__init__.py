@@ -22,7 +22,8 @@ from ._common import EXIT_TAU_UNDEFINED
 EXIT_BAD_INPUT = 2
 EPILOG = (
     f"exit status: 0 success; {EXIT_BAD_INPUT} bad input or usage (one line on stderr names the file, field or "
-    f"value); {EXIT_TAU_UNDEFINED} `eval` or `ceiling` ran but Kendall tau is undefined (see `eval --help`)"
+    f"value); {EXIT_TAU_UNDEFINED} `eval` or `ceiling` ran but Kendall tau is undefined (see `eval --help`); "
+    "`upload` has its own (see `upload --help`)"
 )
 
 
