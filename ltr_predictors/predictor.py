@@ -44,6 +44,7 @@ from .scoring.buckets import BucketTable, vllm_ltr_buckets
 from .scoring.length_scores import DEFAULT_DIRECTION, length_scores
 
 DTYPES = ("float32", "bfloat16", "float16")  # names `dtype` may be given as (transformer weights)
+DEFAULT_BATCH_SIZE = 32  # prompts per forward pass, unless the folder's `max_batch_size` is smaller
 
 DEFAULT_PREDICTOR_DIR = Path(__file__).parent / "embedded" / "default"
 BEST_PREDICTOR_DIR = Path(__file__).parent / "embedded" / "best"
@@ -329,7 +330,7 @@ def _load_scorer(
 ) -> Scorer:
     from .loading.adapters import is_adapter_folder, load_adapter_scorer  # imports torch: not for lexical ones
 
-    batch = min(batch_size or 32, usage.max_batch_size)
+    batch = min(batch_size or DEFAULT_BATCH_SIZE, usage.max_batch_size)
     if is_adapter_folder(resolved.folder, ltr):
         return load_adapter_scorer(resolved.folder, usage, ltr, options, device=device, dtype=dtype, batch_size=batch)
     weights = weights_folder(resolved.folder, usage)

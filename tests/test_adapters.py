@@ -33,13 +33,16 @@ from ltr_predictors.errors import (
     RecipeError,
     UsageConfigError,
 )
-from ltr_predictors.loading.adapters import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, LoraSettings
+from ltr_predictors.loading.adapters import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME
 from ltr_predictors.loading.gguf import DENSE_MARKER, dense_copy, sha256_of
 from ltr_predictors.predictor import LengthPredictor
+from ltr_predictors.training.config import TrainingConfig
+from ltr_predictors.training.lora import LoraSettings
 from ltr_predictors.training.losses import LossSpec
+from ltr_predictors.training.provenance import Provenance
 from ltr_predictors.training.recipes import load_recipe
 from ltr_predictors.training.trainables import make_trainable
-from ltr_predictors.training.trainer import TrainConfig, train, write_predictor
+from ltr_predictors.training.trainer import train, write_predictor
 
 ADAPTER_FILES = {"usage_config.json", "ltr_config.json", ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME}
 LORA_FLAGS = ("--chat-template", "--adapter", "lora", "--lora-rank", "4", "--lr", "1e-2")
@@ -60,9 +63,11 @@ def trained(base: Path, folder: Path, lora: LoraSettings) -> tuple[object, Path]
     """A LoRA adapter trained a few steps through the real trainer, and the folder it is written to."""
     trainable = make_trainable(str(base), 1, MAX_LENGTH, chat_template=True, lora=lora)
     loss = LossSpec("margin", delta=0.2)
-    config = TrainConfig(loss=loss, epochs=2, batch_size=16, lr=1e-2, weight_decay=0.0, autocast="bfloat16")
-    train(trainable, synthetic(48, seed=1), synthetic(16, seed=2), config, progress=False)
-    write_predictor(folder, trainable, loss, max_length=MAX_LENGTH, license_block={"license": "mit"}, provenance={})
+    config = TrainingConfig(epochs=2, batch_size=16, lr=1e-2, weight_decay=0.0, autocast="bfloat16")
+    train(trainable, synthetic(48, seed=1), synthetic(16, seed=2), loss, config, progress=False)
+    write_predictor(
+        folder, trainable, loss, max_length=MAX_LENGTH, license_block={"license": "mit"}, provenance=Provenance()
+    )
     return trainable, folder
 
 
@@ -186,10 +191,12 @@ def test_lora_on_the_top_layers_trains_from_the_frozen_layers_states(tiny_base: 
     assert trained_names and all(("layers.1." in n and "lora_" in n) or ".score." in n for n in trained_names)
     assert trainable.frozen_prefix is not None
     loss = LossSpec("margin", delta=0.2)
-    config = TrainConfig(loss=loss, epochs=2, batch_size=16, lr=1e-2, weight_decay=0.0)
-    train(trainable, synthetic(48, seed=1), synthetic(16, seed=2), config, progress=False)
+    config = TrainingConfig(epochs=2, batch_size=16, lr=1e-2, weight_decay=0.0)
+    train(trainable, synthetic(48, seed=1), synthetic(16, seed=2), loss, config, progress=False)
     folder = tmp_path / "top-lora"
-    write_predictor(folder, trainable, loss, max_length=MAX_LENGTH, license_block={"license": "mit"}, provenance={})
+    write_predictor(
+        folder, trainable, loss, max_length=MAX_LENGTH, license_block={"license": "mit"}, provenance=Provenance()
+    )
     with safe_open(str(folder / ADAPTER_WEIGHTS_NAME), framework="pt") as handle:
         names = list(handle.keys())
     assert names and not any("layers.0." in n for n in names)

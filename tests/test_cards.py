@@ -90,6 +90,9 @@ def test_training_provenance_and_data_licenses_reach_the_card(tmp_path):
             "training": {
                 "best_epoch": 3,
                 "val_kendall_tau": 0.4731,
+                "train_examples": 2800,
+                "val_examples": 350,
+                "seconds": 12.5,
                 "history": [{"epoch": 1.0}],
                 "test_kendall_tau": {"castillo": {"n": 350, "kendall_tau": 0.41}},
             },

@@ -213,6 +213,7 @@ SLOTS: dict[str, list[Slot]] = {
         slot("--data {bad} --backbone lexical --epochs 1 --out {out}/p", TRACES),
         slot("--recipe {bad} --out {out}/p", RECIPES),
     ],
+    "upload": [slot("--manifest {bad} --dry-run", YAML_FILES)],
 }
 
 # Flags with values no command can use: argparse's own refusals and the checks behind them.
@@ -240,6 +241,8 @@ BAD_FLAGS: list[tuple[str, str, str]] = [
     ("train", "--data {good} --epochs 0 --out {out}/p", "argument --epochs"),
     ("train", "--data {good} --lr nan --out {out}/p", "argument --lr"),
     ("train", "--data {good} --backbone lexical --val-fraction 0.95 --out {out}/p", "val_fraction 0.95"),
+    ("train", "--data {good} --weight-decay -1 --out {out}/p", "argument --weight-decay: weight_decay must be"),
+    ("upload", "--manifest {good} --max-file-size lots", "argument --max-file-size: size: 'lots' is not a size"),
 ]
 
 

@@ -9,7 +9,10 @@ Hub API with `LengthPredictor.from_pretrained`, as after a real upload.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from unittest import mock
@@ -22,16 +25,13 @@ from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, ModelCard
 from tiny_models import SEED_ZOO, bert_tokenizer, opt_tokenizer, write_seed_predictor
 
 from ltr_predictors import LengthPredictor, LicenseNotAcceptedError, PickleCheckpointError
+from ltr_predictors.cli import main as cli_main
+from ltr_predictors.cli.upload import main
+from ltr_predictors.errors import UploadVerificationError
 from ltr_predictors.licensing.terms import OPT_NOTICE
-from ltr_predictors.publishing.upload import (
-    PROBE_PROMPTS,
-    Manifest,
-    UploadVerificationError,
-    main,
-    plan_upload,
-    upload,
-    verify_upload,
-)
+from ltr_predictors.publishing.manifest import Manifest
+from ltr_predictors.publishing.plan import PROBE_PROMPTS, plan_upload
+from ltr_predictors.publishing.upload import upload, verify_upload
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LICENSES_DIR = REPO_ROOT / "LICENSES"
@@ -109,6 +109,24 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path, bert_pair, capsys
     assert "Dry run: nothing was uploaded." in out
 
 
+def test_upload_is_a_subcommand_and_the_script_runs_it(tmp_path, bert_pair, capsys):
+    """`ltr-predictors upload` and `python upload_scripts/upload.py` are one command: same flags, same exit codes."""
+    manifest = write_manifest(tmp_path / "m.yaml", bert_pair)
+    with mock.patch.object(HfApi, "create_commit", side_effect=AssertionError("dry run sent a commit")):
+        assert cli_main(["upload", "--manifest", str(manifest), "--dry-run"]) == 0
+    assert "Dry run: nothing was uploaded." in capsys.readouterr().out
+    assert cli_main(["upload", "--manifest", str(tmp_path / "missing.yaml")]) == 2
+    assert "ltr-predictors upload: error: refused, nothing was sent to the Hub:" in capsys.readouterr().err
+    script = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "upload_scripts" / "upload.py"), "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        timeout=300,
+    )
+    assert script.returncode == 0 and "--manifest" in script.stdout and "4  committed at the printed" in script.stdout
+
+
 def test_upload_is_one_create_commit_with_every_file(tmp_path, bert_pair):
     """Against a mocked HfApi: uploads cannot reach a real Hub here (socket guard; olah is read-only)."""
     plan = plan_upload(Manifest.load(write_manifest(tmp_path / "m.yaml", bert_pair, private=True)))
@@ -139,7 +157,7 @@ def test_upload_is_one_create_commit_with_every_file(tmp_path, bert_pair):
 
 def test_refusals_stop_before_anything_is_sent(tmp_path, mixed_zoo, bert_pair, capsys):
     api = mock.create_autospec(HfApi, instance=True)
-    with mock.patch("ltr_predictors.publishing.upload.HfApi", return_value=api):
+    with mock.patch("ltr_predictors.cli.upload.HfApi", return_value=api):
         manifest = write_manifest(tmp_path / "apache.yaml", mixed_zoo)
         assert main(["--manifest", str(manifest)]) == 2
         err = capsys.readouterr().err
@@ -197,7 +215,7 @@ class LocalGitHubApi:
 def test_published_bert_repo_loads_back_through_olah(tmp_path, bert_pair, local_hub, capsys):
     manifest = write_manifest(tmp_path / "m.yaml", bert_pair, repo_id="testorg/published-bert")
     api = LocalGitHubApi(local_hub)
-    with mock.patch("ltr_predictors.publishing.upload.HfApi", return_value=api):
+    with mock.patch("ltr_predictors.cli.upload.HfApi", return_value=api):
         assert main(["--manifest", str(manifest)]) == 0
     out = capsys.readouterr().out
     assert len(api.commits) == 1

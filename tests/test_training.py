@@ -15,11 +15,15 @@ import pytest
 import torch
 from tiny_models import WORDS, bert_model, bert_tokenizer
 
+from ltr_predictors import TraceFormatError
 from ltr_predictors.cli import main
 from ltr_predictors.data.examples import DataSource, Example, read_examples, split_examples
+from ltr_predictors.data.traces import read_trace
+from ltr_predictors.evaluation.metrics import kendall_tau
 from ltr_predictors.predictor import LengthPredictor
 from ltr_predictors.scoring.buckets import vllm_ltr_buckets
 from ltr_predictors.scoring.length_scores import length_scores
+from ltr_predictors.training.config import TrainingConfig
 from ltr_predictors.training.losses import (
     LossConfigError,
     LossSpec,
@@ -29,8 +33,9 @@ from ltr_predictors.training.losses import (
     margin_loss,
     regression_loss,
 )
+from ltr_predictors.training.provenance import Provenance
 from ltr_predictors.training.trainables import make_trainable
-from ltr_predictors.training.trainer import TrainConfig, kendall, lr_schedule, scores_of, train, write_predictor
+from ltr_predictors.training.trainer import lr_schedule, scores_of, train, write_predictor
 
 
 # ----------------------------------------------------------------------------------------------------- losses
@@ -119,10 +124,14 @@ def tiny_bert_backbone(folder: Path) -> Path:
 def fit(backbone: str, spec: LossSpec, seed: int = 0, epochs: int = 8, lr: float = 0.05, n: int = 1000, **options):
     trainable = make_trainable(backbone, spec.num_labels, max_length=64, seed=seed, lexical={"hash_dim": 1 << 12})
     data, test = synthetic(n, seed=1), synthetic(200, seed=2)
-    before = kendall(scores_of(trainable, trainable.encode([e.prompt for e in test]), spec), [e.length for e in test])
-    config = TrainConfig(loss=spec, epochs=epochs, batch_size=32, lr=lr, weight_decay=0.0, seed=seed, **options)
-    result = train(trainable, data, test[:50], config, progress=False)
-    after = kendall(scores_of(trainable, trainable.encode([e.prompt for e in test]), spec), [e.length for e in test])
+    before = kendall_tau(
+        scores_of(trainable, trainable.encode([e.prompt for e in test]), spec), [e.length for e in test]
+    )
+    config = TrainingConfig(epochs=epochs, batch_size=32, lr=lr, weight_decay=0.0, seed=seed, **options)
+    result = train(trainable, data, test[:50], spec, config, progress=False)
+    after = kendall_tau(
+        scores_of(trainable, trainable.encode([e.prompt for e in test]), spec), [e.length for e in test]
+    )
     return trainable, before, after, result
 
 
@@ -154,7 +163,7 @@ def test_transformer_backbone_learns_the_synthetic_task(loss: str, tmp_path: Pat
 
 def test_warm_up_then_linear_decay() -> None:
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    schedule = lr_schedule(optimizer, TrainConfig(warmup_steps=4, lr_schedule="linear"), total_steps=10)
+    schedule = lr_schedule(optimizer, TrainingConfig(warmup_steps=4, lr_schedule="linear"), total_steps=10)
     rates = []
     for _ in range(10):
         rates.append(optimizer.param_groups[0]["lr"])
@@ -162,15 +171,15 @@ def test_warm_up_then_linear_decay() -> None:
         schedule.step()
     np.testing.assert_allclose(rates, [0.25, 0.45, 0.6, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], atol=1e-9)
     constant = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
-    lr_schedule(constant, TrainConfig(), total_steps=10)
+    lr_schedule(constant, TrainingConfig(), total_steps=10)
     assert constant.param_groups[0]["lr"] == 0.5
 
 
 def test_bad_schedule_or_autocast_names_the_value() -> None:
     with pytest.raises(ValueError, match="'cosine'"):
-        TrainConfig(lr_schedule="cosine")
+        TrainingConfig(lr_schedule="cosine")
     with pytest.raises(ValueError, match="'int8'"):
-        TrainConfig(autocast="int8")
+        TrainingConfig(autocast="int8")
 
 
 def test_bf16_autocast_clipping_and_schedule_still_learn(tmp_path: Path) -> None:
@@ -195,7 +204,7 @@ def test_saved_predictor_loads_and_scores_identically(backbone: str, tmp_path: P
         spec,
         max_length=64,
         license_block={"license": "apache-2.0"},
-        provenance={"recipe": "test", "seed": 0},
+        provenance=Provenance(recipe="test"),
     )
     prompts = [e.prompt for e in synthetic(20, seed=3)] + ["", "Write a long essay."]
     expected = length_scores(trainable.scorer().raw(prompts), "rank", direction="higher_is_longer")
@@ -313,7 +322,7 @@ def test_train_and_eval_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     printed = capsys.readouterr().out
     assert printed.strip().splitlines()[-1].startswith("val_kendall_tau=")
     config = json.loads((out / "ltr_config.json").read_text())
-    assert config["backend"] == "lexical" and config["provenance"]["seed"] == 0
+    assert config["backend"] == "lexical" and config["provenance"]["hyperparameters"]["seed"] == 0
     assert config["provenance"]["training"]["val_kendall_tau"] > 0.8
     code = main(
         [
@@ -341,8 +350,10 @@ def test_vllm_ltr_traces_are_counted_with_a_tokenizer(tmp_path: Path) -> None:
     trace.write_text("".join(json.dumps({"prompt": f"q{i}", "generated": "word " * i}) + "\n" for i in range(1, 6)))
     examples = read_examples(DataSource(path=str(trace)), count_tokens=lambda text: len(text.split()))
     assert [e.length for e in examples] == [1.0, 2.0, 3.0, 4.0, 5.0]
-    with pytest.raises(ValueError, match="length tokenizer"):
-        read_examples(DataSource(path=str(trace)))
+    assert [r.length for r in read_trace(trace, count_tokens=lambda text: len(text.split()))] == [1, 2, 3, 4, 5]
+    for read in (lambda: read_examples(DataSource(path=str(trace))), lambda: read_trace(trace)):  # one row parser
+        with pytest.raises(TraceFormatError, match=f"{trace}:1: record has 'generated' text but no 'output_tokens'"):
+            read()
 
 
 def test_lexical_featurizer_settings_round_trip_and_edge_words() -> None:

@@ -26,8 +26,11 @@ from huggingface_hub.errors import HfHubHTTPError
 from test_publish import LocalGitHubApi, predictor_with_tokenizer, write_manifest
 
 from ltr_predictors import SizeLimitError, UnsafeFileError
+from ltr_predictors.cli.upload import build_parser, main
 from ltr_predictors.publishing.folder_scan import SizeLimits, parse_size, scan_folder
-from ltr_predictors.publishing.upload import Manifest, build_parser, main, plan_upload, upload
+from ltr_predictors.publishing.manifest import Manifest
+from ltr_predictors.publishing.plan import plan_upload
+from ltr_predictors.publishing.upload import upload
 
 GiB = 2**30
 
@@ -47,7 +50,7 @@ def folder(tmp_path, source_predictor) -> Path:
 def api():
     """The `HfApi` that `main` builds: a mock, so that a test can assert it was never called."""
     api = mock.create_autospec(HfApi, instance=True)
-    with mock.patch("ltr_predictors.publishing.upload.HfApi", return_value=api):
+    with mock.patch("ltr_predictors.cli.upload.HfApi", return_value=api):
         yield api
 
 
@@ -57,7 +60,7 @@ def upload_main(manifest: Path, *flags: str) -> int:
 
 def refused(capsys, *fragments: str) -> str:
     err = capsys.readouterr().err
-    assert "upload: refused, nothing was sent to the Hub:" in err and "Traceback" not in err
+    assert "ltr-predictors upload: error: refused, nothing was sent to the Hub:" in err and "Traceback" not in err
     for fragment in fragments:
         assert fragment in err
     return err
@@ -302,7 +305,7 @@ def test_committed_but_unverified_exits_4_and_says_the_commit_exists(tmp_path, f
     other = predictor_with_tokenizer(tmp_path / "other", "bert", seed=2)
     manifest = write_manifest(tmp_path / "m.yaml", {"pars": folder}, repo_id="testorg/unverified")
     hub = CorruptingHub(local_hub, other / "finetuned" / "model.safetensors")
-    with mock.patch("ltr_predictors.publishing.upload.HfApi", return_value=hub):
+    with mock.patch("ltr_predictors.cli.upload.HfApi", return_value=hub):
         assert upload_main(manifest) == 4
     captured = capsys.readouterr()
     sha = captured.out.split("Committed ", 1)[1].split()[0]

@@ -1,4 +1,4 @@
-"""Publish predictors to the Hugging Face Hub from a manifest: a thin wrapper over `ltr_predictors.publish`.
+"""Publish predictors to the Hugging Face Hub from a manifest: `ltr-predictors upload` as a script.
 
 python upload_scripts/upload.py --manifest upload_scripts/manifests/seed-zoo.yaml --dry-run
 python upload_scripts/upload.py --manifest my.yaml      # token from HF_TOKEN or the hf login cache
@@ -9,7 +9,7 @@ the read-back verification failed (the commit exists).
 
 import sys
 
-from ltr_predictors.publishing.upload import main
+from ltr_predictors.cli.upload import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,6 +25,7 @@ from transformers import (
 )
 
 from ..evaluation.metrics import rank_correlation
+from ..predictor import DEFAULT_BATCH_SIZE
 from ..scoring.transformer import TransformerScorer
 
 SHAPES = {"opt-125m": 2048, "bert-base": 512}  # name -> max_length used by the seed predictors
@@ -145,7 +146,7 @@ def time_batched(
 def run_scoring_bench(
     shape: str,
     prompts: list[str],
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     naive_prompts: int | None = None,
     dtype: torch.dtype = torch.float32,
     device: str | None = None,

@@ -24,7 +24,8 @@ EXIT_BAD_INPUT = 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool its reader stopped reading
 EPILOG = (
     f"exit status: 0 success; {EXIT_BAD_INPUT} bad input or usage (one line on stderr names the file, field or "
-    f"value); {EXIT_TAU_UNDEFINED} `eval` or `ceiling` ran but Kendall tau is undefined (see `eval --help`)"
+    f"value); {EXIT_TAU_UNDEFINED} `eval` or `ceiling` ran but Kendall tau is undefined (see `eval --help`); "
+    "`upload` has its own (see `upload --help`)"
 )
 
 

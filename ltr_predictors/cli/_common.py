@@ -11,7 +11,7 @@ from typing import Any
 from ..data.traces import LengthCounter, iter_lines, iter_rows, prompt_of
 from ..errors import LTRPredictorError, SettingError, TraceFormatError
 from ..loading.hub import HubOptions, download_tokenizer
-from ..predictor import DTYPES, LengthPredictor
+from ..predictor import DEFAULT_BATCH_SIZE, DTYPES, LengthPredictor
 
 EXIT_TAU_UNDEFINED = 3  # the command read and scored everything, but the rank correlation it reports is undefined
 
@@ -67,7 +67,9 @@ def add_loading_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default=None, help="torch device, e.g. cuda:0 (default: cpu)")
     parser.add_argument("--dtype", default=None, choices=DTYPES, help="transformer weights' dtype (default: float32)")
-    parser.add_argument("--batch-size", type=positive_int, default=None, help="prompts per forward pass (default 32)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=None, help=f"prompts per forward pass (default {DEFAULT_BATCH_SIZE})"
+    )
 
 
 def load_predictor(spec: str, args: argparse.Namespace) -> LengthPredictor:

@@ -12,6 +12,7 @@ from ..benchmarks.serving.replayed_scores import ReplayedScores, ScoringTime
 from ..benchmarks.serving.report import plot, table
 from ..benchmarks.serving.runner import POLICIES, EngineOptions
 from ..benchmarks.serving.workload import load_requests, parse_rates
+from ..data.splits import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION, SPLITS
 from ..errors import CommandLineError, SettingError
 from ..predictor import LengthPredictor
 from ._common import add_predictor_args, load_predictor, output_file, positive_float, positive_int
@@ -56,9 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="cap recorded lengths (a deployment's max_tokens) before scaling",
     )
     parser.add_argument("--trace-model", default=None, help="keep records whose `model` field is this")
-    parser.add_argument("--split", choices=("train", "val", "test"), default=None, help="keep prompts of this split")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="split fractions used by training")
-    parser.add_argument("--test-fraction", type=float, default=0.1)
+    parser.add_argument("--split", choices=SPLITS, default=None, help="keep prompts of this split")
+    parser.add_argument(
+        "--val-fraction", type=float, default=DEFAULT_VAL_FRACTION, help="split fractions used by training"
+    )
+    parser.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION)
     parser.add_argument("--max-num-seqs", type=positive_int, default=8)
     parser.add_argument("--max-model-len", type=positive_int, default=2048)
     parser.add_argument("--max-prompt-tokens", type=positive_int, default=256, help="truncate prompts (target tokens)")

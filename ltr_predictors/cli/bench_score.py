@@ -11,6 +11,7 @@ import torch
 from ..benchmarks.scoring import SHAPES, run_scoring_bench, synthetic_prompts
 from ..data.traces import read_trace
 from ..errors import CommandLineError
+from ..predictor import DEFAULT_BATCH_SIZE
 from ._common import DTYPES, output_file, positive_int
 
 
@@ -19,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", default=None, help="trace whose prompts to score (default: built-in synthetic mix)")
     parser.add_argument("--num-prompts", type=positive_int, default=256)
     parser.add_argument("--naive-prompts", type=positive_int, default=None, help="time the naive loop on fewer prompts")
-    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated: " + ", ".join(SHAPES))
     parser.add_argument(
         "--dtype", default="float32", choices=DTYPES, help="batched path's dtype (the naive loop stays fp32)"

@@ -13,43 +13,36 @@ cross-dataset tau is a row trained on one source read in another source's column
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import time
 from pathlib import Path
 from typing import Any
 
-from ..data.examples import Example, read_examples, split_examples
-from ..training.losses import LOSSES
+from ..data.examples import Example
+from ..training.run import held_out_taus, read_splits
 from ..training.trainer import train
-from ._common import correlation_text, output_file
+from ._common import correlation_text, length_counter, output_file
+from ._training_args import add_training_args, recipe_from_args
 from .eval import plot_comparison
-from .train import heldout_metrics, recipe_from_args
-from .train import register as register_train
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench-train", help="compare losses / data / aux targets on one held-out split")
-    # the same options as `train` (a recipe and overrides), minus --out, plus the variants to compare
-    scratch = argparse.ArgumentParser(add_help=False).add_subparsers()
-    register_train(scratch)
-    train_parser = scratch.choices["train"]
-    for action in train_parser._actions:
-        if action.dest in ("help", "out", "loss", "aux_weight"):
-            continue
-        parser._add_action(action)
-    parser.add_argument("--loss", action="append", choices=LOSSES, default=None, help="losses to compare")
-    parser.add_argument("--aux-weight", action="append", type=float, default=None, help="aux weights to compare")
+    # the same flags as `train` (a recipe and overrides), without --out; --loss and --aux-weight name the variants
+    add_training_args(parser, repeated=("loss", "aux_weight"))
     parser.add_argument("--train-on", action="append", default=None, help="comma-separated source names")
     parser.add_argument("--plot", default=None, help="bar chart of held-out tau (PNG)")
     parser.add_argument("--json", default=None, type=output_file, help="write the rows as JSON")
-    parser.set_defaults(func=run, out=None)
+    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     losses, aux_weights = args.loss or [None], args.aux_weight or [None]
     args.loss, args.aux_weight = None, None
     recipe = recipe_from_args(args)
+    counter = length_counter(args.length_tokenizer)
     names = [s.name or s.path for s in recipe.data]
     recipe_weights = [s.aux_weight for s in recipe.data]
     rows: list[dict[str, Any]] = []
@@ -57,9 +50,7 @@ def run(args: argparse.Namespace) -> int:
         splits: dict[str, dict[str, list[Example]]] = {}
         for source, recipe_weight in zip(recipe.data, recipe_weights, strict=True):
             source.aux_weight = recipe_weight if aux_weight is None else aux_weight
-            splits[source.name or source.path] = split_examples(
-                read_examples(source, Path(args.data_dir)), recipe.val_fraction, recipe.test_fraction
-            )
+            splits[source.name or source.path] = read_splits(source, recipe, Path(args.data_dir), counter)
         test = [e for name in names for e in splits[name]["test"]]
         for loss_name, train_on in itertools.product(losses, args.train_on or [",".join(names)]):
             chosen = train_on.split(",")
@@ -69,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
             spec = variant.loss_spec([e.length for e in train_set])
             trainable = variant.trainable(spec.num_labels)
             started = time.monotonic()
-            result = train(trainable, train_set, val_set, variant.train_config(spec))
-            metrics = heldout_metrics(trainable, spec, test)
+            result = train(trainable, train_set, val_set, spec, variant, device=args.device)
+            taus = held_out_taus(trainable, spec, test)
             rows.append(
                 {
                     "backbone": variant.backbone,
@@ -79,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                     "aux_weight": aux_weight,
                     "val_kendall_tau": result.val_kendall_tau,
                     "train_seconds": round(time.monotonic() - started, 1),
-                    "test": metrics,
+                    "test": {source: dataclasses.asdict(tau) for source, tau in taus.items()},
                 }
             )
             print(json.dumps(rows[-1]), flush=True)

@@ -12,7 +12,7 @@ import math
 import sys
 
 from ..data.examples import DataSource
-from ..data.splits import DEFAULT_TEST_FRACTION, SPLITS
+from ..data.splits import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION, SPLITS
 from ..evaluation.ceilings import cross_model, self_agreement
 from ._common import EXIT_TAU_UNDEFINED, correlation_text, print_json
 
@@ -24,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--target-model", default=None, help="the `model` whose lengths are ranked")
     parser.add_argument("--target", default="mean", choices=["mean", "median", "sample"], help="for sampled lengths")
     parser.add_argument("--split", default=None, choices=SPLITS, help="keep only prompts of this hash split")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="split fractions (as in the recipe)")
+    parser.add_argument(
+        "--val-fraction", type=float, default=DEFAULT_VAL_FRACTION, help="split fractions (as in the recipe)"
+    )
     parser.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION)
     parser.set_defaults(func=run)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import TraceFormatError
 from .splits import split_of
-from .traces import LengthCounter, iter_rows, parse_samples, prompt_of, reduce_samples
+from .traces import LengthCounter, iter_rows, optional_str, prompt_of, reduce_samples, samples_of
 
 
 @dataclass
@@ -147,18 +147,12 @@ def _row_of(row: dict[str, Any], where: str, target: str, count_tokens: LengthCo
     prompt = prompt_of(row, where) if isinstance(row.get("prompt"), str) else None
     if prompt is None and not isinstance(row.get("id"), str):
         raise TraceFormatError(f"{where}: needs a string 'prompt' (or an 'id' that another file names)")
-    if row.get("output_tokens") not in (None, ""):
-        samples = parse_samples(row["output_tokens"], where)
-    elif isinstance(row.get("generated"), str) and count_tokens is not None:
-        samples = [float(count_tokens(row["generated"]))]
-    else:
-        raise TraceFormatError(f"{where}: needs 'output_tokens' (or 'generated' and a length tokenizer)")
     return _Row(
         key=_key_of(row, prompt),
-        model=None if row.get("model") in (None, "") else str(row["model"]),
-        length=reduce_samples(samples, target),
+        model=optional_str(row.get("model")),
+        length=reduce_samples(samples_of(row, where, count_tokens), target),
         prompt=prompt,
-        dataset=_dataset_of(row),
+        dataset=optional_str(row.get("dataset")) or optional_str(row.get("source")),
     )
 
 
@@ -166,11 +160,6 @@ def _key_of(row: dict[str, Any], prompt: Any) -> str:
     """Rows join on `id` when they have one (AlpacaEval files share ids), else on the prompt text."""
     ident = row.get("id")
     return f"id:{ident}" if isinstance(ident, str) and ident else f"prompt:{prompt}"
-
-
-def _dataset_of(row: dict[str, Any]) -> str | None:
-    value = row.get("dataset") or row.get("source")
-    return None if value in (None, "") else str(value)
 
 
 def _single_model(rows: list[_Row], path: Path) -> str | None:

@@ -11,6 +11,7 @@ import hashlib
 from ..errors import SettingError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+DEFAULT_VAL_FRACTION = 0.1
 DEFAULT_TEST_FRACTION = 0.1
 
 
@@ -20,13 +21,18 @@ def prompt_unit(prompt: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def split_of(prompt: str, val_fraction: float, test_fraction: float = DEFAULT_TEST_FRACTION) -> str:
-    """`test` for the first `test_fraction` of the hash range, `val` for the next `val_fraction`, else `train`."""
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Refuse split fractions that leave no training prompts or are not shares."""
     if not (0.0 <= test_fraction < 1.0 and 0.0 <= val_fraction < 1.0 and test_fraction + val_fraction < 1.0):
         raise SettingError(
             f"split fractions: val_fraction {val_fraction} and test_fraction {test_fraction} must each be in [0, 1) "
             "and sum to less than 1"
         )
+
+
+def split_of(prompt: str, val_fraction: float, test_fraction: float = DEFAULT_TEST_FRACTION) -> str:
+    """`test` for the first `test_fraction` of the hash range, `val` for the next `val_fraction`, else `train`."""
+    check_fractions(val_fraction, test_fraction)
     unit = prompt_unit(prompt)
     if unit < test_fraction:
         return "test"

@@ -110,6 +110,21 @@ def prompt_of(row: dict[str, Any], where: str) -> str:
     return prompt
 
 
+def samples_of(row: dict[str, Any], where: str, count_tokens: LengthCounter | None) -> list[float]:
+    """The output lengths a row records: its `output_tokens` (see `parse_samples`), else its `generated` text's
+    length counted with `count_tokens` (a trace without lengths needs a length tokenizer)."""
+    if row.get("output_tokens") not in (None, ""):
+        return parse_samples(row["output_tokens"], where)
+    if not isinstance(row.get("generated"), str):
+        raise TraceFormatError(f"{where}: needs 'output_tokens' or 'generated'")
+    if count_tokens is None:
+        raise TraceFormatError(
+            f"{where}: record has 'generated' text but no 'output_tokens'; its length needs a length tokenizer "
+            "(--length-tokenizer)"
+        )
+    return [float(count_tokens(row["generated"]))]
+
+
 def parse_samples(value: Any, where: str) -> list[float]:
     """`output_tokens` as a list of floats: a number, a list of numbers, or (from CSV) their text."""
     if isinstance(value, str):
@@ -158,25 +173,15 @@ def read_trace(
         if model is not None and row.get("model") != model:
             continue
         prompt = prompt_of(row, where)
-        if row.get("output_tokens") not in (None, ""):
-            samples = parse_samples(row["output_tokens"], where)
-        elif isinstance(row.get("generated"), str):
-            if count_tokens is None:
-                raise TraceFormatError(
-                    f"{where}: record has 'generated' text but no 'output_tokens'; "
-                    "name a tokenizer to count its tokens (--length-tokenizer)"
-                )
-            samples = [float(count_tokens(row["generated"]))]
-        else:
-            raise TraceFormatError(f"{where}: needs 'output_tokens' or 'generated'")
+        samples = samples_of(row, where, count_tokens)
         records.append(
             TraceRecord(
                 prompt=prompt,
                 length=reduce_samples(samples, target),
                 samples=samples,
-                dataset=_optional_str(row.get("dataset")),
-                id=_optional_str(row.get("id")),
-                model=_optional_str(row.get("model")),
+                dataset=optional_str(row.get("dataset")),
+                id=optional_str(row.get("id")),
+                model=optional_str(row.get("model")),
             )
         )
     if not records:
@@ -194,5 +199,6 @@ def reduce_samples(samples: list[float], target: str) -> float:
     raise SettingError(f"target {target!r}: expected mean, median or sample")
 
 
-def _optional_str(value: Any) -> str | None:
+def optional_str(value: Any) -> str | None:
+    """A field's text; None for a missing or empty field."""
     return None if value is None or value == "" else str(value)

@@ -19,13 +19,16 @@ from typing import Any
 import numpy as np
 
 from ..data.examples import DataSource, read_labels
-from ..data.splits import split_of
+from ..data.splits import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION, split_of
 from ..data.traces import read_trace
 from .metrics import rank_correlation
 
 
 def cross_model(
-    source: DataSource, root: Path | None = None, split: str | None = None, fractions: tuple[float, float] = (0.1, 0.1)
+    source: DataSource,
+    root: Path | None = None,
+    split: str | None = None,
+    fractions: tuple[float, float] = (DEFAULT_VAL_FRACTION, DEFAULT_TEST_FRACTION),
 ) -> dict[str, float | int]:
     """Rank correlation of the other models' estimate with the target model's length, over prompts having both."""
     labels = read_labels(source, root)
@@ -38,7 +41,10 @@ def cross_model(
 
 
 def self_agreement(
-    path: str | Path, model: str | None = None, split: str | None = None, fractions: tuple[float, float] = (0.1, 0.1)
+    path: str | Path,
+    model: str | None = None,
+    split: str | None = None,
+    fractions: tuple[float, float] = (DEFAULT_VAL_FRACTION, DEFAULT_TEST_FRACTION),
 ) -> dict[str, Any] | None:
     """The target model's samples against each other, over records with at least two samples (None: no such record)."""
     records = [

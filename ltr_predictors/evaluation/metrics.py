@@ -52,6 +52,12 @@ def rank_correlation(scores: ArrayLike, lengths: ArrayLike) -> dict[str, float |
     return {"n": len(scores_arr), "kendall_tau": tau["kendall_tau"], "p_value": tau["p_value"], "spearman": float(rho)}
 
 
+def kendall_tau(scores: ArrayLike, lengths: ArrayLike) -> float:
+    """Kendall tau-b of `scores` against `lengths` (NaN where undefined): the one figure training selects and reports
+    by, through the same metric as `rank_correlation`."""
+    return float(rank_correlation(scores, lengths)["kendall_tau"])
+
+
 def evaluate_scores(scores: ArrayLike, records: Sequence[TraceRecord]) -> dict[str, Any]:
     """Overall correlation plus one entry per `dataset` when records carry that field."""
     summary: dict[str, Any] = dict(rank_correlation(scores, [r.length for r in records]))

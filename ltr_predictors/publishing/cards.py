@@ -5,8 +5,9 @@ The YAML header carries `license` / `license_name` / `license_link`, `base_model
 cross); the body (Jinja template `templates/model_card.md.j2`) adds the per-folder license table, the notices the
 licenses require, usage for the loader and the vLLM hooks, training setup, limitations and how to cite.
 
-Facts come from the folders (`usage_config.json`, `ltr_config.json` with its license block and provenance) and from
-a card metadata file (`model_cards/<repo>.yaml`) for what the folders cannot say, such as figures reported elsewhere.
+Facts come from the folders (`usage_config.json`, `ltr_config.json` with its license block and the training
+`Provenance`) and from a card metadata file (`model_cards/<repo>.yaml`) for what the folders cannot say, such as
+figures reported elsewhere.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from ..licensing.publication_rules import (
 )
 from ..licensing.terms import KNOWN_LICENSES
 from ..loading.hub import LEGACY_IDS
-from ..loading.ltr_config import LTRConfig
+from ..loading.ltr_config import LTR_CONFIG_NAME, LTRConfig
 from ..loading.usage_config import USAGE_CONFIG_NAME, UsageConfig
 from ..scoring.length_scores import DEFAULT_DIRECTION
+from ..training.provenance import Provenance
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md.j2"
 LIBRARY_NAME = "ltr-predictors"
@@ -120,6 +122,7 @@ class PredictorFacts:
         """Read the folder; the metadata file's entry for `subfolder` adds to (and wins over) the provenance."""
         usage = UsageConfig.from_file(folder / USAGE_CONFIG_NAME)
         ltr = LTRConfig.from_folder(folder, usage.num_labels)
+        provenance = Provenance.from_dict(ltr.provenance, f"{folder / LTR_CONFIG_NAME}: provenance")
         backbone, info = folder_license(folder)
         extra = metadata.predictors.get(subfolder, {})
         where = f"{folder} ({subfolder})"
@@ -130,9 +133,9 @@ class PredictorFacts:
             usage=usage,
             ltr=ltr,
             license=FolderLicense(subfolder, folder, backbone, info),
-            description=extra.get("description", ltr.provenance.get("description")),
-            training={**training_setup(ltr.provenance), **extra.get("training", {})},
-            taus=evals or heldout_taus(ltr.provenance),
+            description=extra.get("description", provenance.description),
+            training={**training_setup(provenance), **extra.get("training", {})},
+            taus=evals or heldout_taus(provenance),
         )
 
     def tau(self, split: str) -> str:
@@ -140,27 +143,26 @@ class PredictorFacts:
         return ", ".join(values) or "–"
 
 
-def training_setup(provenance: dict[str, Any]) -> dict[str, Any]:
-    """The card's "Training setup" list from the provenance `ltr-predictors train` writes (no per-epoch history)."""
-    training = provenance.get("training", {})
-    setup: dict[str, Any] = {key: provenance[key] for key in ("recipe", "seed") if key in provenance}
-    if provenance.get("target_models"):
-        setup["target models"] = ", ".join(provenance["target_models"])
-    setup.update(provenance.get("hyperparameters", {}))
-    for key in ("train_examples", "best_epoch", "val_kendall_tau"):
-        if key in training:
-            value = training[key]
+def training_setup(provenance: Provenance) -> dict[str, Any]:
+    """The card's "Training setup" list: recipe, target models, every setting, and the run's figures (no history)."""
+    setup: dict[str, Any] = {"recipe": provenance.recipe} if provenance.recipe else {}
+    if provenance.target_models:
+        setup["target models"] = ", ".join(provenance.target_models)
+    setup.update(provenance.hyperparameters)
+    if provenance.training is not None:
+        for key in ("train_examples", "best_epoch", "val_kendall_tau"):
+            value = getattr(provenance.training, key)
             setup[key.replace("_", " ")] = round(value, 3) if isinstance(value, float) else value
     return setup
 
 
-def heldout_taus(provenance: dict[str, Any]) -> list[TauFigure]:
+def heldout_taus(provenance: Provenance) -> list[TauFigure]:
     """In-distribution figures from the held-out split of each training source (`training.test_kendall_tau`)."""
-    held_out = provenance.get("training", {}).get("test_kendall_tau", {})
+    held_out = provenance.training.test_kendall_tau if provenance.training is not None else {}
     return [
-        TauFigure("in-distribution", float(m["kendall_tau"]), f"{source} (held-out, n={m.get('n')})", source, "test")
-        for source, m in sorted(held_out.items())
-        if isinstance(m, dict) and m.get("kendall_tau") is not None
+        TauFigure("in-distribution", float(tau.kendall_tau), f"{source} (held-out, n={tau.n})", source, "test")
+        for source, tau in sorted(held_out.items())
+        if tau.kendall_tau is not None
     ]
 
 

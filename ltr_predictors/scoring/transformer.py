@@ -38,6 +38,7 @@ from ..loading.checkpoints import (
     mistyped,
     read_model_config,
 )
+from ..predictor import DEFAULT_BATCH_SIZE
 
 # A token is rarely longer than this many characters: text beyond it can never survive truncation.
 MAX_CHARS_PER_TOKEN = 32
@@ -58,7 +59,7 @@ class TransformerScorer:
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         max_length: int,
-        batch_size: int = 32,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         max_batch_tokens: int | None = None,
         chat_template: bool = False,
         pad_multiple: int | None = None,

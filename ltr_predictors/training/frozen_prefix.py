@@ -27,7 +27,7 @@ from ..scoring.transformer import TransformerScorer
 class FrozenPrefix:
     """Runs `model`'s decoder split below its top `top_layers` layers; with `unfreeze`, freezes all of `model` but
     those layers, the final norm and the head (at construction). Without it the trainable parameters stay as they
-    are: a LoRA adapter on the top layers only (see `adapters.add_lora`) trains its own matrices and the head."""
+    are: a LoRA adapter on the top layers only (see `lora.add_lora`) trains its own matrices and the head."""
 
     def __init__(
         self, model: PreTrainedModel, top_layers: int, scorer: TransformerScorer, unfreeze: bool = True

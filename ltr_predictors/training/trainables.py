@@ -16,12 +16,13 @@ import torch
 
 from ..data.labeling import resolve_model
 from ..errors import AdapterError, BackboneError, LabelingError
-from ..loading.adapters import LoraSettings, add_lora, load_base_model, training_base
+from ..loading.adapters import load_base_model
 from ..loading.gguf import SMOLLM2, SMOLLM2_PACKAGE, dense_copy
 from ..loading.ltr_config import SAFETENSORS_BASE, BaseWeights
 from ..predictor import Scorer
 from ..scoring.lexical import LexicalFeaturizer, LexicalScorer
 from .frozen_prefix import FrozenPrefix
+from .lora import LoraSettings, add_lora, training_base
 
 LEXICAL = "lexical"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -109,7 +110,7 @@ class TransformerTrainable:
     A GGUF backbone loads from its fp32 dense copy; the predictor is saved as safetensors with its tokenizer.
     `train_top_layers` trains only a decoder's top layers, norm and head (see `FrozenPrefix`): `encode` then runs
     the frozen layers once and yields their hidden states. `lora` trains a LoRA adapter and the head instead
-    (see `adapters`): `module` is then the peft model, and `base` the exact base it applies to.
+    (see `lora`): `module` is then the peft model, and `base` the exact base it applies to.
     `chat_template` formats every prompt as a chat turn (see `TransformerScorer`), in training and scoring alike.
     """
 
@@ -120,7 +121,6 @@ class TransformerTrainable:
         backbone: str,
         num_labels: int,
         max_length: int,
-        batch_size: int = 32,
         chat_template: bool = False,
         train_top_layers: int | None = None,
         lora: LoraSettings | None = None,
@@ -156,9 +156,7 @@ class TransformerTrainable:
             raise BackboneError(f"backbone {backbone!r} ({path}): cannot load it for training ({exc})") from exc
         if chat_template and not getattr(tokenizer, "chat_template", None):
             raise BackboneError(f"backbone {backbone!r}: --chat-template, but its tokenizer has no chat template")
-        self._scorer = TransformerScorer(
-            model, tokenizer, max_length=max_length, batch_size=batch_size, chat_template=chat_template
-        )
+        self._scorer = TransformerScorer(model, tokenizer, max_length=max_length, chat_template=chat_template)
         # the scorer keeps the inner model: peft adds the adapter's layers to it in place
         self.module: torch.nn.Module = model if lora is None else add_lora(model, lora, backbone, train_top_layers)
         self.frozen_prefix = (

@@ -2,83 +2,38 @@
 
 The loop is the same for every backbone: shuffle the training prompts (one batch is one listMLE list), step AdamW
 (optionally with warm-up and linear decay, gradient clipping and bf16 autocast, as LLM fine-tunes need), score the
-validation prompts after each epoch and keep the weights of the best validation Kendall tau. Under one
-seed the run is deterministic (shuffles, tie breaks and initialisation all come from it). The written folder holds
-vllm-ltr's `usage_config.json`, our `ltr_config.json` (direction, buckets, license, provenance with the
-validation metrics) and `finetuned/` (safetensors weights; a transformers backbone's tokenizer too), or for an
-adapter its `adapter_config.json` and `adapter_model.safetensors` (see `adapters`).
+validation prompts after each epoch and keep the weights of the best validation Kendall tau (the shipped
+`evaluate` metric, as every other figure). Its settings are a `TrainingConfig`. Under one seed the run is
+deterministic (shuffles, tie breaks and initialisation all come from it). The written folder holds vllm-ltr's
+`usage_config.json`, our `ltr_config.json` (direction, buckets, license, the run's `Provenance`) and `finetuned/`
+(safetensors weights; a transformers backbone's tokenizer too), or for an adapter its `adapter_config.json` and
+`adapter_model.safetensors` (see `lora`).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import platform
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import kendalltau
 from tqdm.auto import tqdm
 
 from ..data.examples import Example
 from ..errors import BackboneError, SettingError
-from ..loading.adapters import save_adapter
+from ..evaluation.metrics import kendall_tau
 from ..loading.ltr_config import LORA, LTRConfig
 from ..loading.usage_config import UsageConfig
 from ..predictor import WEIGHTS_SUBDIR
 from ..scoring.length_scores import length_scores
+from .config import TrainingConfig
+from .lora import save_adapter
 from .losses import LossSpec
+from .provenance import Provenance, TrainResult
 from .trainables import Trainable
-
-LR_SCHEDULES = ("constant", "linear")
-AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings. `batch_size` is also the listMLE list length and the margin loss's pair pool."""
-
-    loss: LossSpec = field(default_factory=LossSpec)
-    epochs: int = 5
-    batch_size: int = 64
-    lr: float = 2e-5
-    weight_decay: float = 0.01
-    seed: int = 0
-    max_seconds: float | None = None  # stop (then validate) once training has run this long
-    device: str = "cpu"  # where the module and each batch live during training and validation
-    warmup_steps: int = 0  # the learning rate rises linearly from 0 over this many steps
-    lr_schedule: str = "constant"  # after warm-up: "constant", or "linear" decay to 0 at the last step
-    max_grad_norm: float | None = None  # clip the dense parameters' gradient norm to this
-    autocast: str | None = None  # run forward passes under torch.autocast in this dtype ("bfloat16", "float16")
-
-    def __post_init__(self) -> None:
-        for name, minimum in (("epochs", 1), ("batch_size", 1), ("warmup_steps", 0)):
-            if getattr(self, name) < minimum:
-                raise SettingError(f"{name} must be >= {minimum}, got {getattr(self, name)!r}")
-        for name in ("lr", "max_seconds", "max_grad_norm"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise SettingError(f"{name} must be a finite number > 0, got {value!r}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise SettingError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise SettingError(f"lr_schedule {self.lr_schedule!r}: expected one of {LR_SCHEDULES}")
-        if self.autocast not in (None, *AUTOCAST_DTYPES):
-            raise SettingError(f"autocast {self.autocast!r}: expected one of {sorted(AUTOCAST_DTYPES)} or none")
-
-
-@dataclass
-class TrainResult:
-    best_epoch: int
-    val_kendall_tau: float
-    history: list[dict[str, float]]
-    seconds: float
-    train_examples: int
-    val_examples: int
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -101,23 +56,24 @@ def scores_of(
     return length_scores(raw, loss.mtype, direction="higher_is_longer", buckets=loss.buckets)
 
 
-def kendall(scores: np.ndarray, lengths: list[float]) -> float:
-    """Kendall tau-b (NaN when undefined)."""
-    if len(scores) < 2:
-        return float("nan")
-    return float(kendalltau(scores, lengths).statistic)
-
-
 def train(
-    trainable: Trainable, train_set: list[Example], val_set: list[Example], config: TrainConfig, progress: bool = True
+    trainable: Trainable,
+    train_set: list[Example],
+    val_set: list[Example],
+    loss: LossSpec,
+    config: TrainingConfig,
+    *,
+    device: str = "cpu",
+    progress: bool = True,
 ) -> TrainResult:
-    """Fit `trainable` in place; its weights end at the best validation epoch (the last one without validation).
+    """Fit `trainable` in place with `loss` (built from `config` and the training lengths, see `Recipe.loss_spec`);
+    its weights end at the best validation epoch (the last one without validation).
 
-    The module is moved to `config.device` and stays there (`write_predictor` saves from the CPU).
+    The module is moved to `device` (cpu, cuda...) and stays there (`write_predictor` saves from the CPU).
     """
     if not train_set:
         raise SettingError("train_set is empty: no training examples (are all prompts in the val/test splits?)")
-    trainable.module.to(config.device)
+    trainable.module.to(device)
     generator = seed_everything(config.seed)
     started = time.monotonic()
     with autocast_to(trainable, config.autocast):  # encoding may run frozen layers (`FrozenPrefix`)
@@ -142,22 +98,22 @@ def train(
             index = order[start : start + config.batch_size]
             with autocast_to(trainable, config.autocast):
                 outputs = trainable.forward([encoded[i] for i in index.tolist()])
-            loss = config.loss(outputs.float(), lengths[index].to(outputs.device), generator)
+            step_loss = loss(outputs.float(), lengths[index].to(outputs.device), generator)
             for optimizer in optimizers:
                 optimizer.zero_grad()
-            loss.backward()
+            step_loss.backward()
             if config.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(clipped, config.max_grad_norm)
             for optimizer, schedule in zip(optimizers, schedules, strict=True):
                 optimizer.step()
                 schedule.step()
-            total += loss.item()
+            total += step_loss.item()
             bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
+            bar.set_postfix(epoch=epoch, loss=f"{step_loss.item():.4f}")
         row = {"epoch": float(epoch), "train_loss": total / steps_per_epoch}
         if val_set:
-            val_scores = scores_of(trainable, val_encoded, config.loss, autocast=config.autocast)
-            row["val_kendall_tau"] = kendall(val_scores, val_lengths)
+            val_scores = scores_of(trainable, val_encoded, loss, autocast=config.autocast)
+            row["val_kendall_tau"] = kendall_tau(val_scores, val_lengths)
             bar.set_postfix(epoch=epoch, loss=f"{row['train_loss']:.4f}", val_tau=f"{row['val_kendall_tau']:.4f}")
             if row["val_kendall_tau"] > best[0]:
                 best = (row["val_kendall_tau"], epoch, copy.deepcopy(trainable.module.state_dict()))
@@ -181,11 +137,11 @@ def train(
 def autocast_to(trainable: Trainable, dtype: str | None) -> torch.autocast:
     """`torch.autocast` on the module's device in `dtype` (a no-op context when `dtype` is None)."""
     device = next(trainable.module.parameters()).device
-    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES.get(dtype or ""), enabled=dtype is not None)
+    return torch.autocast(device.type, dtype=getattr(torch, dtype) if dtype else None, enabled=dtype is not None)
 
 
 def lr_schedule(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int
+    optimizer: torch.optim.Optimizer, config: TrainingConfig, total_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up over `config.warmup_steps`, then constant or linear decay to 0 at `total_steps`."""
 
@@ -263,7 +219,7 @@ def write_predictor(
     *,
     max_length: int,
     license_block: dict[str, Any],
-    provenance: dict[str, Any],
+    provenance: Provenance,
 ) -> Path:
     """Save the trained weights (moved to the CPU first) in the seed layout plus `ltr_config.json`; returns the folder.
 
@@ -299,7 +255,7 @@ def write_predictor(
         score_direction="higher_is_shorter" if flip else "higher_is_longer",
         buckets=loss.buckets if loss.mtype == "class" else None,
         license=license_block,
-        provenance={**provenance, "environment": _environment()},
+        provenance=provenance.to_dict(),
         chat_template=trainable.chat_template,
         adapter=None if trainable.base is None else LORA,
         base=trainable.base,
@@ -315,7 +271,3 @@ def _negate_head(module: torch.nn.Module) -> None:
     with torch.no_grad():
         for param in heads[-1].parameters():
             param.neg_()
-
-
-def _environment() -> dict[str, str]:
-    return {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine()}
