@@ -181,14 +181,20 @@ def _aux_estimates(targets: dict[str, float], others: dict[str | None, dict[str,
         common = [key for key in lengths if key in targets]
         if len(common) < 10:
             continue
-        target_logs = np.log1p([targets[key] for key in common])
-        model_logs = np.log1p([lengths[key] for key in common])
-        scale = float(target_logs.std()) / (float(model_logs.std()) or 1.0)
-        shift = float(target_logs.mean()) - scale * float(model_logs.mean())
+        scale, shift = matched_scale(
+            np.log1p([lengths[key] for key in common]), np.log1p([targets[key] for key in common])
+        )
         for key, value in lengths.items():
             sums[key] += shift + scale * math.log1p(value)
             counts[key] += 1
     return {key: sums[key] / counts[key] for key in sums}
+
+
+def matched_scale(values: np.ndarray, target_logs: np.ndarray) -> tuple[float, float]:
+    """(scale, shift) of the linear map that gives `values` the mean and spread of `target_logs` (log lengths):
+    how another model's log lengths, or a predictor's scores, are put on the target model's scale."""
+    scale = float(np.std(target_logs)) / (float(np.std(values)) or 1.0)
+    return scale, float(np.mean(target_logs)) - scale * float(np.mean(values))
 
 
 def _blend(target: float | None, aux_log: float | None, weight: float) -> float:

@@ -1,6 +1,7 @@
 """The settings of a training run, declared once: `TrainingConfig`.
 
-Each field carries its help text and its rule (`choices`, or `check`: `positive` / `non_negative`) as metadata.
+Each field carries its help text and its rule (`choices`, or `check`: `positive` / `non_negative` / `unit`) as
+metadata.
 Recipes take their YAML keys from these fields, `ltr-predictors train` one `--flag` per field (the `--lora-*` flags
 from `LoraSettings`), and a trained predictor's provenance records them all as its `hyperparameters`; the
 trainer reads its optimisation settings from the same object.
@@ -20,6 +21,7 @@ from .losses import LOSSES
 
 POSITIVE = "positive"  # an int >= 1, a float finite and > 0
 NON_NEGATIVE = "non_negative"  # finite and >= 0
+UNIT = "unit"  # a number in [0, 1]
 LR_SCHEDULES: tuple[str, ...] = ("constant", "linear")
 AUTOCAST_DTYPES: tuple[str, ...] = ("bfloat16", "float16")  # torch dtypes the forward passes may run in
 
@@ -98,6 +100,16 @@ class TrainingConfig:
     test_fraction: float = field(
         default=DEFAULT_TEST_FRACTION, metadata=_about("share of prompts (by text hash) never trained on")
     )
+    teacher: str | None = field(
+        default=None,
+        metadata=_about(
+            "distil a teacher: a predictor spec (e.g. `best`) whose scores on the training prompts, put on the "
+            "target's log-length scale, are blended into their labels"
+        ),
+    )
+    teacher_weight: float = field(
+        default=0.5, metadata=_about("share of the teacher's estimate in a training label's log length", check=UNIT)
+    )
     max_minutes: float | None = field(
         default=None, metadata=_about("stop training after this long (still validates, saves)", check=POSITIVE)
     )
@@ -136,6 +148,8 @@ def check_setting(setting: Field[Any], value: Any) -> None:
         raise SettingError(f"{name} must be a finite number > 0, got {value!r}")
     if check == NON_NEGATIVE and not (math.isfinite(value) and value >= 0):
         raise SettingError(f"{name} must be a finite number >= 0, got {value!r}")
+    if check == UNIT and not 0 <= value <= 1:
+        raise SettingError(f"{name} must be a number from 0 to 1, got {value!r}")
 
 
 def _plain(value: Any) -> Any:

@@ -18,8 +18,10 @@ from ..data.examples import DataSource, Example, read_examples, split_examples
 from ..data.traces import LengthCounter
 from ..errors import RecipeError
 from ..evaluation.metrics import kendall_tau
-from ..licensing.terms import KNOWN_LICENSES, license_of_backbone
+from ..licensing.terms import KNOWN_LICENSES, LicenseInfo, license_of_backbone
+from ..predictor import LengthPredictor
 from .config import TrainingConfig
+from .distillation import distil
 from .losses import LossSpec
 from .provenance import HeldOutTau, Provenance, TrainResult
 from .recipes import Recipe
@@ -44,6 +46,9 @@ def train_recipe(
     for source in recipe.data:
         for name, part in read_splits(source, recipe, Path(data_dir), count_tokens).items():
             splits[name].extend(part)
+    teacher = None if recipe.teacher is None else LengthPredictor.from_spec(recipe.teacher)
+    if teacher is not None:
+        splits["train"] = distil(splits["train"], teacher, recipe.teacher_weight)
     loss = recipe.loss_spec([e.length for e in splits["train"]])
     trainable = recipe.trainable(loss.num_labels)
     result = train(trainable, splits["train"], splits["val"], loss, recipe, device=device)
@@ -55,7 +60,7 @@ def train_recipe(
         trainable,
         loss,
         max_length=recipe.max_length,
-        license_block=license_block(recipe, trainable.pred_model),
+        license_block=license_block(recipe, trainable.pred_model, None if teacher is None else teacher.info.license),
         provenance=provenance_of(recipe, trainable.pred_model, result),
     )
     return result
@@ -80,14 +85,17 @@ def held_out_taus(trainable: Trainable, loss: LossSpec, test: list[Example]) -> 
     return taus
 
 
-def license_block(recipe: Recipe, pred_model: str | None) -> dict[str, Any]:
-    """The weights' license (the backbone's when it has one) and every data source's terms."""
-    return {
-        "license": license_of_backbone(pred_model) or recipe.license,
-        "data_licenses": [
-            {"source": s.name or s.path, "license": s.license, "attribution": s.attribution} for s in recipe.data
-        ],
-    }
+def license_block(recipe: Recipe, pred_model: str | None, teacher: LicenseInfo | None = None) -> dict[str, Any]:
+    """The weights' license (the backbone's when it has one) and every data source's terms. A distilled student is
+    never under looser terms than its teacher: a teacher whose license forbids commercial use, or is unknown, gives
+    the student its own license."""
+    license_id = license_of_backbone(pred_model) or recipe.license
+    data = [{"source": s.name or s.path, "license": s.license, "attribution": s.attribution} for s in recipe.data]
+    if teacher is not None:
+        data.append({"source": f"teacher {recipe.teacher}", "license": teacher.license, "attribution": None})
+        if not teacher.commercial_use:
+            license_id = teacher.license or "unknown"
+    return {"license": license_id, "data_licenses": data}
 
 
 def provenance_of(recipe: Recipe, pred_model: str | None, result: TrainResult) -> Provenance:
